@@ -1,0 +1,18 @@
+{#
+    Durations are in days as double precision: (later - earlier) in seconds / 86400
+    (KPIS.md). Second boundaries are counted, so durations of back-to-back intervals add
+    up exactly to the duration of their union.
+#}
+{% macro duration_days(earlier, later) -%}
+    ({{ dbt.datediff(earlier, later, 'second') }} / 86400.0)
+{%- endmacro %}
+
+{# The calendar month (UTC) of a timestamp, as the DATE of its first day. #}
+{% macro month_of(timestamp_expr) -%}
+    cast({{ dbt.date_trunc('month', timestamp_expr) }} as date)
+{%- endmacro %}
+
+{# The first instant of the month after `month_expr` (a DATE first-of-month). #}
+{% macro next_month_start(month_expr) -%}
+    cast({{ dbt.dateadd('month', 1, month_expr) }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}

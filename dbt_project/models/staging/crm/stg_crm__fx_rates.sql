@@ -1,0 +1,13 @@
+with source as (
+    select * from {{ source('crm', 'fx_rates') }}
+),
+
+renamed as (
+    select
+        upper(trim(currency)) as currency,
+        rate_date,
+        rate_to_reporting
+    from source
+)
+
+select * from renamed

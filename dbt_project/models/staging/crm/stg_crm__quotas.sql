@@ -1,0 +1,14 @@
+with source as (
+    select * from {{ source('crm', 'quotas') }}
+),
+
+renamed as (
+    select
+        owner_id,
+        month as quota_month,
+        amount as quota_amount,
+        upper(trim(currency)) as currency
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,197 @@
+"""The one configuration file (YAML) and its defaults.
+
+Every setting has a default, so the pipeline runs with no file at all (synthetic source,
+one DuckDB file under ``data/``). Secrets never live here: they come from the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from ingestion.errors import ConfigError
+from ingestion.stages import CATEGORIES, DEFAULT_STAGES, Stage, StageMap
+
+SOURCE_KINDS = ("synthetic", "crm")
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    opportunities: int = 5000
+    batches: int = 4
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    cron: str = "0 6 * * *"
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    source: str = "synthetic"
+    landing_dir: Path = Path("data/landing")
+    warehouse: Path = Path("data/warehouse.duckdb")
+    # Time zone of source timestamps that carry no offset.
+    source_timezone: str = "UTC"
+    reporting_currency: str = "USD"
+    synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    stage_map: StageMap = field(default_factory=StageMap)
+
+    def with_overrides(self, **changes: Any) -> PipelineConfig:
+        """The config with command-line options applied (None means: keep the file's)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "source" in changes:
+            _check_source(changes["source"], "--source")
+        for key in ("landing_dir", "warehouse"):
+            if key in changes:
+                changes[key] = Path(changes[key])
+        return replace(self, **changes)
+
+
+def parse_as_of(text: str, where: str = "--as-of") -> datetime:
+    """An as_of timestamp as naive UTC; an offset converts, no offset means UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: {text!r} is not an ISO 8601 timestamp "
+            f"(e.g. 2026-11-26T06:00:00Z or 2026-11-26)."
+        ) from exc
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _check_source(kind: str, where: str) -> None:
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(
+            f"{where}: unknown source {kind!r}; choose one of {', '.join(SOURCE_KINDS)}."
+        )
+
+
+_TOP_KEYS = {
+    "source",
+    "landing_dir",
+    "warehouse",
+    "source_timezone",
+    "reporting_currency",
+    "synthetic",
+    "schedule",
+    "stages",
+    "stage_labels",
+}
+
+
+def load_config(path: Path | None) -> PipelineConfig:
+    """Read a config file; ``None`` gives the defaults. Relative paths are kept relative
+    to the directory the pipeline runs from, like the command-line options."""
+    if path is None:
+        return PipelineConfig()
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist; pass an existing YAML file.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}).") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings.")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known settings are {', '.join(sorted(_TOP_KEYS))}."
+        )
+    cfg = PipelineConfig()
+    source = str(data.get("source", cfg.source))
+    _check_source(source, f"{path}: source")
+    tz = str(data.get("source_timezone", cfg.source_timezone))
+    _check_timezone(tz, f"{path}: source_timezone")
+    schedule = ScheduleSettings(**_section(data, "schedule", ScheduleSettings, path))
+    _check_timezone(schedule.timezone, f"{path}: schedule.timezone")
+    synthetic = SyntheticSettings(**_section(data, "synthetic", SyntheticSettings, path))
+    return PipelineConfig(
+        source=source,
+        landing_dir=Path(data.get("landing_dir", cfg.landing_dir)),
+        warehouse=Path(data.get("warehouse", cfg.warehouse)),
+        source_timezone=tz,
+        reporting_currency=str(data.get("reporting_currency", cfg.reporting_currency)),
+        synthetic=synthetic,
+        schedule=schedule,
+        stage_map=_stage_map(data, path),
+    )
+
+
+def _check_timezone(name: str, where: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{where}: unknown time zone {name!r} (use e.g. UTC).") from exc
+
+
+def _section(data: dict[str, Any], key: str, cls: type, path: Path) -> dict[str, Any]:
+    section = data.get(key) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: {key} must be a mapping.")
+    allowed = set(cls.__dataclass_fields__)
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown {key} setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(allowed))}."
+        )
+    for name, value in section.items():
+        expected = type(getattr(cls(), name))
+        if not isinstance(value, expected):
+            raise ConfigError(f"{path}: {key}.{name} must be a {expected.__name__}, got {value!r}.")
+    return section
+
+
+def _stage_map(data: dict[str, Any], path: Path) -> StageMap:
+    """``stages:`` replaces the canonical stage list; ``stage_labels:`` maps CRM labels."""
+    stages = DEFAULT_STAGES
+    if "stages" in data:
+        raw = data["stages"]
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(f"{path}: stages must be a non-empty list.")
+        parsed = []
+        for i, item in enumerate(raw, start=1):
+            where = f"{path}: stages[{i}]"
+            if not isinstance(item, dict) or not {"stage", "stage_order", "category"} <= set(item):
+                raise ConfigError(f"{where} needs stage, stage_order and category.")
+            if item["category"] not in CATEGORIES:
+                raise ConfigError(
+                    f"{where}: category {item['category']!r} is not one of {', '.join(CATEGORIES)}."
+                )
+            try:
+                parsed.append(
+                    Stage(
+                        str(item["stage"]),
+                        int(item["stage_order"]),
+                        str(item["category"]),
+                        float(item.get("probability", 0.0)),
+                    )
+                )
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{where}: {exc}.") from exc
+        stages = tuple(parsed)
+    names = {s.stage for s in stages}
+    labels = data.get("stage_labels") or {}
+    if not isinstance(labels, dict):
+        raise ConfigError(f"{path}: stage_labels must map CRM labels to canonical stages.")
+    for label, stage in labels.items():
+        if stage not in names:
+            raise ConfigError(
+                f"{path}: stage_labels maps {label!r} to {stage!r}, which is not a stage; "
+                f"use one of {', '.join(sorted(names))}."
+            )
+    return StageMap(stages=stages, labels={str(k): str(v) for k, v in labels.items()})

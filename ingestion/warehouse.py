@@ -1,0 +1,58 @@
+"""The DuckDB warehouse file: opening it, and the DDL of the ``raw`` schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ingestion.errors import WarehouseLockedError
+from ingestion.schema import ENTITIES, LINEAGE_COLUMNS, SQL_TYPES, Entity
+
+RAW_SCHEMA = "raw"
+SCHEMAS = ("raw", "quality", "staging", "intermediate", "marts")
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; a second writer gets a clear error instead of DuckDB's."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseLockedError(
+                f"The warehouse {path} is held by another process (a run or a client "
+                f"with it open for writing). Wait for that run to finish or close the "
+                f"other client, then try again."
+            ) from exc
+        raise
+    # Timestamps without an offset are read as UTC, and stored as naive UTC.
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def raw_table_ddl(entity: Entity) -> str:
+    cols = [f"{c.name} {SQL_TYPES[c.type]}" for c in entity.columns]
+    cols += [f"{name} {type_}" for name, type_ in LINEAGE_COLUMNS]
+    return f"CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.{entity.name} ({', '.join(cols)})"
+
+
+def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every raw.* table (empty) so downstream models always find their sources."""
+    for schema in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for entity in ENTITIES.values():
+        con.execute(raw_table_ddl(entity))
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.stage_map (
+            source_label VARCHAR, stage VARCHAR, stage_order INTEGER,
+            category VARCHAR, probability DOUBLE)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}._manifest (
+            batch_id VARCHAR, entity VARCHAR, source_file VARCHAR, content_sha256 VARCHAR,
+            input_rows BIGINT, loaded_rows BIGINT, superseded_rows BIGINT,
+            ingested_at TIMESTAMP)"""
+    )

@@ -1,0 +1,179 @@
+"""`crm-pipeline`: generate demo data, or run the whole asset graph in-process.
+
+Exit codes: 0 success; 1 data quality blocked the marts (each failing check is named);
+2 usage or configuration error; 3 the run failed for another reason (message printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TextIO
+
+from ingestion.config import load_config, parse_as_of
+from ingestion.errors import ConfigError, DataQualityError, PipelineError
+
+EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+_USAGE_ERRORS = {"ConfigError", "LandingError"}
+_QUALITY_ERRORS = {"DataQualityError"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm-pipeline",
+        description="Trustworthy sales-funnel numbers from CRM exports "
+        "(Dagster + Great Expectations + dbt on DuckDB).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic CRM export batches")
+    gen.add_argument("--out", type=Path, required=True, help="landing directory to create")
+    gen.add_argument("--opportunities", type=int, default=5000, help="100 to 1,000,000")
+    gen.add_argument("--batches", type=int, default=4, help="daily export batches")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument(
+        "--end", type=date.fromisoformat, default=None, help="date of the last export (UTC)"
+    )
+    gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+
+    run = sub.add_parser("run", help="ingest, check and build every mart")
+    run.add_argument("--config", type=Path, help="YAML configuration file")
+    run.add_argument("--source", help="synthetic (default) or crm (a canonical landing dir)")
+    run.add_argument("--landing", type=Path, help="landing directory (default data/landing)")
+    run.add_argument("--warehouse", type=Path, help="DuckDB file (default data/warehouse.duckdb)")
+    run.add_argument("--as-of", help="compute the marts as of this UTC timestamp (default now)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        return _run(args, sys.stdout, sys.stderr)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DataQualityError as exc:
+        print(f"blocked: {exc}", file=sys.stderr)
+        return EXIT_BLOCKED
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if type(exc).__name__ in _USAGE_ERRORS else EXIT_FAILED
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ingestion.synthetic import generate
+
+    summary = generate(
+        args.out,
+        opportunities=args.opportunities,
+        batches=args.batches,
+        seed=args.seed,
+        end=args.end,
+        fmt=args.format,
+    )
+    print(summary)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ingestion.loader import discover
+    from ingestion.warehouse import connect
+
+    cfg = load_config(args.config).with_overrides(
+        source=args.source, landing_dir=args.landing, warehouse=args.warehouse
+    )
+    as_of = (
+        parse_as_of(args.as_of)
+        if args.as_of
+        else datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    )
+    if cfg.source != "synthetic":
+        files = discover(cfg.landing_dir)  # fail fast on a wrong path or layout
+        if not files:
+            raise ConfigError(f"Landing directory {cfg.landing_dir} holds no batches.")
+    connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
+
+    from orchestration.defs.transform.project import prepare_manifest
+
+    prepare_manifest()
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+    from orchestration.lib.pipeline import AS_OF_TAG, PipelineResource, format_as_of
+    from orchestration.lib.progress import progress_logger
+
+    logger, progress = progress_logger(err)
+    resource = PipelineResource(
+        config_path=str(args.config) if args.config else None,
+        source=cfg.source,
+        landing_dir=str(cfg.landing_dir),
+        warehouse=str(cfg.warehouse),
+    )
+    job = build_definitions(resource, loggers={"progress": logger}).resolve_job_def("crm_pipeline")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
+    result = job.execute_in_process(
+        instance=instance,
+        tags={AS_OF_TAG: format_as_of(as_of)},
+        run_config={"loggers": {"progress": {}}},
+        raise_on_error=False,
+    )
+    if result.success:
+        from orchestration.lib.summary import kpi_summary
+
+        print(f"{progress.passed_checks} checks passed.", file=err)
+        print(kpi_summary(cfg.warehouse.resolve()), file=out)
+        return EXIT_OK
+    return _report_failure(result, err)
+
+
+def _report_failure(result: object, err: TextIO) -> int:
+    """Name every failing check; otherwise the user's error behind Dagster's wrapper."""
+    failed_checks = []
+    step_errors = []
+    for event in result.all_events:  # type: ignore[attr-defined]
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed and data.severity.value == "ERROR":
+                name = f"{data.asset_key.to_user_string()}:{data.check_name}"
+                failed_checks.append((name, data.description or ""))
+        elif event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            while (
+                error is not None
+                and error.cls_name
+                not in (_USAGE_ERRORS | _QUALITY_ERRORS | {"WarehouseLockedError"})
+                and error.cause is not None
+            ):
+                error = error.cause
+            if error is not None and error.cls_name != "DagsterAssetCheckFailedError":
+                message = error.message.strip()
+                # SerializableErrorInfo prefixes the message with the exception's class.
+                message = message.split(f"{error.cls_name}: ", 1)[-1]
+                step_errors.append((event.step_key, error.cls_name, message))
+    for name, description in failed_checks:
+        print(f"blocked: check {name} failed: {description}", file=err)
+    for step, cls_name, message in step_errors:
+        prefix = "blocked" if cls_name in _QUALITY_ERRORS else "error"
+        print(f"{prefix}: step {step}: {message}", file=err)
+    if failed_checks:
+        print(
+            "The marts were not rebuilt; the previously published marts are unchanged.",
+            file=err,
+        )
+        return EXIT_BLOCKED
+    classes = {cls for _, cls, _ in step_errors}
+    if classes & _QUALITY_ERRORS:
+        return EXIT_BLOCKED
+    if classes and classes <= _USAGE_ERRORS:
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The Dagster code location: one Definitions merged from the per-concern folders.
+
+Importing this module reads the small config file and nothing else: the dbt manifest is
+prepared ahead of time (`make`), the warehouse is opened only inside runs.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs.automation import jobs as automation
+from orchestration.defs.ingest import assets as ingest
+from orchestration.defs.quality import checks as quality
+from orchestration.defs.transform import assets as transform
+from orchestration.defs.transform.project import dbt_resource
+from orchestration.lib.pipeline import PipelineResource
+
+
+def build_definitions(
+    pipeline: PipelineResource, loggers: dict[str, dg.LoggerDefinition] | None = None
+) -> dg.Definitions:
+    return dg.Definitions.merge(
+        ingest.defs,
+        quality.defs,
+        transform.defs,
+        automation.build_defs(pipeline.settings().schedule),
+        dg.Definitions(
+            resources={"pipeline": pipeline, "dbt": dbt_resource()}, loggers=loggers or {}
+        ),
+    )
+
+
+defs = build_definitions(PipelineResource.from_env())

@@ -1,0 +1,57 @@
+"""The dbt project, its translator to Dagster keys, and the dbt CLI resource."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# `dagster dev` re-parses after model edits; elsewhere the manifest comes from `make`
+# (dbt parse), so importing the definitions never runs dbt.
+dbt_project.prepare_if_dev()
+
+
+class CrmDbtTranslator(DagsterDbtTranslator):
+    """Keys are <schema>/<name>, so dbt's sources line up with the raw assets."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        schema = dbt_resource_props.get("config", {}).get("schema") or "main"
+        return dg.AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return "raw"
+        return dbt_resource_props.get("config", {}).get("schema") or "transform"
+
+
+def _newest_source_mtime() -> float:
+    paths = [DBT_PROJECT_DIR / "dbt_project.yml"]
+    for folder in ("models", "macros", "tests", "seeds"):
+        paths += [p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in paths)
+
+
+def prepare_manifest() -> None:
+    """Run `dbt parse` when the manifest is missing or older than the project's files.
+
+    The command line calls this before loading the definitions, so an edited model is
+    never run from a stale manifest.
+    """
+    manifest = dbt_project.manifest_path
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
+        return
+    DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR)).cli(
+        ["parse"], target_path=manifest.parent
+    ).wait()
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))

@@ -1,0 +1,62 @@
+"""The pipeline resource: where the configuration, landing and warehouse are, and as_of."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from ingestion.config import PipelineConfig, load_config, parse_as_of
+
+# A run's as_of travels as a run tag, so every step of the run (and a re-execution of it)
+# computes against the same instant.
+AS_OF_TAG = "crm/as_of"
+
+
+class PipelineResource(dg.ConfigurableResource):
+    """Settings of one deployment. Empty fields fall back to the config file's values."""
+
+    config_path: str | None = None
+    source: str | None = None
+    landing_dir: str | None = None
+    warehouse: str | None = None
+    as_of: str | None = None
+
+    @classmethod
+    def from_env(cls) -> PipelineResource:
+        """The settings a daemon or `dagster dev` gets: CRM_* environment variables."""
+        return cls(
+            config_path=os.environ.get("CRM_CONFIG") or None,
+            source=os.environ.get("CRM_SOURCE") or None,
+            landing_dir=os.environ.get("CRM_LANDING_DIR") or None,
+            warehouse=os.environ.get("CRM_WAREHOUSE_PATH") or None,
+        )
+
+    def settings(self) -> PipelineConfig:
+        cfg = load_config(Path(self.config_path) if self.config_path else None)
+        cfg = cfg.with_overrides(
+            source=self.source, landing_dir=self.landing_dir, warehouse=self.warehouse
+        )
+        # Steps and the dbt subprocess may run from other directories than the launcher.
+        return cfg.with_overrides(
+            landing_dir=cfg.landing_dir.resolve(), warehouse=cfg.warehouse.resolve()
+        )
+
+    def run_as_of(
+        self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
+    ) -> datetime:
+        """as_of of this run: its tag, else this resource's value, else when the run was created."""
+        tag = context.run.tags.get(AS_OF_TAG)
+        if tag:
+            return parse_as_of(tag, f"run tag {AS_OF_TAG}")
+        if self.as_of:
+            return parse_as_of(self.as_of, "as_of")
+        record = context.instance.get_run_record_by_id(context.run_id)
+        created = record.create_timestamp if record else datetime.now(UTC)
+        return created.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def format_as_of(value: datetime) -> str:
+    return value.isoformat(sep=" ")
