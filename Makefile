@@ -28,7 +28,7 @@ run: install
 
 dev: install
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster} ; mkdir -p $$DAGSTER_HOME ; \
-	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -m orchestration.definitions
+	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
 
 test: install
 	$(BIN)/python -m pytest -n 2

@@ -12,6 +12,7 @@ ingested files (content hash) makes re-ingesting a batch a no-op.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -183,13 +184,33 @@ def _write_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> Non
     con.execute(f"INSERT INTO {RAW_SCHEMA}.stage_map SELECT * FROM frame")
 
 
-def _scan_sql(f: LandingFile) -> str:
+def _csv_header(f: LandingFile) -> list[str]:
+    """The header row, read by Python so that DuckDB never guesses it (no sniffing)."""
+    try:
+        with f.path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), None)
+    except UnicodeDecodeError as exc:
+        raise LandingError(
+            f"{f.path}: not UTF-8 ({exc.reason} near byte {exc.start}). Export the file as UTF-8."
+        ) from exc
+    if not header or not any(h.strip() for h in header):
+        raise LandingError(
+            f"{f.path}: the file is empty or has no header row. The first line must name "
+            f"the columns, e.g. {','.join(f.entity.required_columns)}."
+        )
+    return header
+
+
+def _scan_sql(f: LandingFile, header: list[str] | None = None) -> str:
     path = str(f.path).replace("'", "''")
     ext = f.path.name.partition(".")[2]
     if ext == "csv":
+        columns = ", ".join(
+            "'" + h.replace("'", "''") + "': 'VARCHAR'" for h in (header or _csv_header(f))
+        )
         return (
-            f"read_csv('{path}', header = true, all_varchar = true, delim = ',', "
-            f"quote = '\"', escape = '\"', strict_mode = true)"
+            f"read_csv('{path}', auto_detect = false, header = true, delim = ',', "
+            f"quote = '\"', escape = '\"', strict_mode = true, columns = {{{columns}}})"
         )
     if ext == "parquet":
         return f"read_parquet('{path}')"
@@ -197,12 +218,13 @@ def _scan_sql(f: LandingFile) -> str:
 
 
 def _read_columns(con: duckdb.DuckDBPyConnection, f: LandingFile) -> list[str]:
+    if f.path.suffix == ".csv":
+        return _csv_header(f)
     try:
         return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_scan_sql(f)}").fetchall()]
     except duckdb.Error as exc:
         raise LandingError(
-            f"{f.path}: cannot be read as {f.path.suffix[1:].upper()}: {_first_line(exc)}. "
-            f"Check the file is UTF-8, comma-separated, with a header row."
+            f"{f.path}: cannot be read as {f.path.suffix[1:].upper()}: {_first_line(exc)}."
         ) from exc
 
 
@@ -278,7 +300,7 @@ def _stage_file(
         con.execute(
             f"CREATE TEMP TABLE _read AS SELECT {raw_select}, "
             f"CAST({extra_select} AS VARCHAR) AS _attributes, "
-            f"row_number() OVER () AS _source_row FROM {_scan_sql(f)}"
+            f"row_number() OVER () AS _source_row FROM {_scan_sql(f, header)}"
         )
     except duckdb.Error as exc:
         raise LandingError(

@@ -1,7 +1,5 @@
 """The pipeline resource: where the configuration, landing and warehouse are, and as_of."""
 
-from __future__ import annotations
-
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +23,7 @@ class PipelineResource(dg.ConfigurableResource):
     as_of: str | None = None
 
     @classmethod
-    def from_env(cls) -> PipelineResource:
+    def from_env(cls) -> "PipelineResource":
         """The settings a daemon or `dagster dev` gets: CRM_* environment variables."""
         return cls(
             config_path=os.environ.get("CRM_CONFIG") or None,

@@ -16,7 +16,7 @@ class ProgressHandler(logging.Handler):
     """Turns Dagster's event records into one short line per thing a user cares about."""
 
     def __init__(self, stream: TextIO) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.DEBUG)
         self.stream = stream
         self.started = time.monotonic()
         self.passed_checks = 0
@@ -29,15 +29,18 @@ class ProgressHandler(logging.Handler):
         meta: dict[str, Any] = getattr(record, "dagster_meta", {}) or {}
         event = meta.get("dagster_event")
         if event is None:
-            # Messages our own assets log for the user (context.log.info / warning).
-            if record.levelno >= logging.INFO and meta.get("orig_message"):
+            # Plain log lines are chatty (dagster-dbt logs every command at INFO); only
+            # warnings and errors reach the terminal.
+            if record.levelno >= logging.WARNING and meta.get("orig_message"):
                 self._print(f"  {meta['orig_message']}")
             return
         kind = event.event_type_value
         if kind == "STEP_START":
             self._print(f"▸ {event.step_key}")
         elif kind == "ASSET_MATERIALIZATION":
-            self._print(f"  ✓ {event.asset_key.to_user_string()}")
+            rows = event.event_specific_data.materialization.metadata.get("dagster/row_count")
+            suffix = f" ({rows.value:,} rows)" if rows is not None else ""
+            self._print(f"  ✓ {event.asset_key.to_user_string()}{suffix}")
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if data.passed:

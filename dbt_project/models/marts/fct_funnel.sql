@@ -113,3 +113,4 @@ select
     cast({{ safe_divide('reached_count', 'first_reached_count') }} as {{ type_double() }})
         as conversion_rate_from_first
 from with_neighbours
+order by cohort_month, step_number

@@ -31,3 +31,5 @@ select
 from opportunities
 left join touchpoints
     on opportunities.opportunity_id = touchpoints.opportunity_id
+-- A stable row order keeps reruns byte-identical.
+order by opportunities.opportunity_id

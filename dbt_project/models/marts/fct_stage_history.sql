@@ -25,3 +25,4 @@ select
 from intervals
 inner join opportunities
     on intervals.opportunity_id = opportunities.opportunity_id
+order by intervals.opportunity_id, intervals.interval_number

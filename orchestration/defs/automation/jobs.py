@@ -1,7 +1,5 @@
 """The job that materializes everything, and the daily schedule that runs it."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from ingestion.config import ScheduleSettings

@@ -1,7 +1,5 @@
 """One asset per raw entity, loaded together: one pass over the landing directory."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 import dagster as dg

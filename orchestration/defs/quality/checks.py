@@ -1,7 +1,5 @@
 """Hygiene checks on raw tables: Great Expectations suites wrapped as Dagster asset checks."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from ingestion.hygiene import opportunities_frame, validate_opportunities

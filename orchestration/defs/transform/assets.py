@@ -1,7 +1,5 @@
 """dbt models as Dagster assets; one `dbt build` per run, so dbt's start-up is paid once."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterator
 from typing import Any

@@ -1,7 +1,6 @@
 """The dbt project, its translator to Dagster keys, and the dbt CLI resource."""
 
-from __future__ import annotations
-
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+# The dbt installed beside this interpreter, so an un-activated .venv works too.
+_VENV_DBT = Path(sys.executable).parent / "dbt"
+DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else "dbt"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # `dagster dev` re-parses after model edits; elsewhere the manifest comes from `make`
@@ -48,10 +50,12 @@ def prepare_manifest() -> None:
     manifest = dbt_project.manifest_path
     if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
         return
-    DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR)).cli(
-        ["parse"], target_path=manifest.parent
-    ).wait()
+    DbtCliResource(
+        project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
+    ).cli(["parse"], target_path=manifest.parent).wait()
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+    return DbtCliResource(
+        project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
+    )

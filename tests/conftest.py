@@ -1,0 +1,31 @@
+"""Shared helpers: write small canonical landing batches by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def write_csv(path: Path, header: str, *rows: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    d = tmp_path / "landing"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def batch(landing: Path) -> Callable[..., Path]:
+    """batch("b1", "opportunities", header, *rows) writes <landing>/b1/opportunities.csv."""
+
+    def _write(batch_id: str, entity: str, header: str, *rows: str) -> Path:
+        return write_csv(landing / batch_id / f"{entity}.csv", header, *rows)
+
+    return _write

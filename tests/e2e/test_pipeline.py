@@ -1,0 +1,203 @@
+"""End to end: the real asset graph (ingest → GX check → dbt build) on a temporary
+warehouse, driven through the CLI, checked against mart values computed by hand.
+
+The fixture (tests/fixtures/skeleton, two batches), with as_of = 2026-03-15T00:00:00Z:
+
+| opp | created | amount | stage changes | outcome |
+| --- | --- | --- | --- | --- |
+| O1 | 01-05 | 1000 | prospecting 01-05, qualification 01-10, proposal 01-20 (meeting skipped), closed_won 02-04 | won, cycle 30 d |
+| O2 | 01-10 | 500 | prospecting 01-10, meeting 01-15, closed_lost 01-25 | lost, cycle 15 d |
+| O3 | 02-01 | 2000, 2500 in batch 2 | prospecting 02-01, qualification 02-11 | open |
+| O4 | 02-10 | 300 | none; current stage label `Meeting` | open, synthesized interval |
+| O5 | 03-01 | 800 | prospecting 03-01, closed_won 03-11 | won, cycle 10 d |
+| O6 | 02-15 | 1000 | prospecting 02-15, proposal 02-20, qualification 02-25 (regression) | open |
+
+Batch 2 re-exports O1's closed_won change (overlap) and repeats one row exactly.
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.cli import main
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "skeleton"
+AS_OF = "2026-03-15T00:00:00Z"
+
+pytestmark = pytest.mark.slow
+
+
+def query(warehouse: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def run(landing: Path, warehouse: Path, *extra: str) -> int:
+    return main(
+        [
+            "run",
+            "--source",
+            "crm",
+            "--landing",
+            str(landing),
+            "--warehouse",
+            str(warehouse),
+            "--as-of",
+            AS_OF,
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("e2e")
+    landing = tmp / "landing"
+    shutil.copytree(FIXTURE, landing)
+    warehouse = tmp / "warehouse.duckdb"
+    assert run(landing, warehouse) == 0
+    return warehouse
+
+
+def test_raw_layer_applies_supersede_and_dedup(built):
+    assert query(
+        built,
+        "select opportunity_id, amount, _batch_id from raw.opportunities "
+        "where opportunity_id = 'O3'",
+    ) == [("O3", 2500.0, "2026-03-15T0000")]
+    # 8 + 8 rows landed; O1's re-exported change and O5's duplicate collapse: 14 changes.
+    assert query(built, "select count(*) from raw.stage_changes") == [(14,)]
+
+
+def test_stage_history(built):
+    got = query(
+        built,
+        """select opportunity_id, stage, stage_order, entered_at, exited_at, next_stage,
+                  duration_days, is_current, is_regression
+           from marts.fct_stage_history where opportunity_id in ('O1', 'O4', 'O6')
+           order by opportunity_id, entered_at""",
+    )
+    d = datetime
+    assert got == [
+        ("O1", "prospecting", 1, d(2026, 1, 5), d(2026, 1, 10), "qualification", 5.0, False, False),
+        ("O1", "qualification", 2, d(2026, 1, 10), d(2026, 1, 20), "proposal", 10.0, False, False),
+        ("O1", "proposal", 4, d(2026, 1, 20), d(2026, 2, 4), "closed_won", 15.0, False, False),
+        # current: duration runs to as_of (Feb 2026 has 28 days)
+        ("O1", "closed_won", 6, d(2026, 2, 4), None, None, 39.0, True, False),
+        # no stage changes: one interval, the current stage entered at created_at
+        ("O4", "meeting", 3, d(2026, 2, 10), None, None, 33.0, True, False),
+        ("O6", "prospecting", 1, d(2026, 2, 15), d(2026, 2, 20), "proposal", 5.0, False, False),
+        ("O6", "proposal", 4, d(2026, 2, 20), d(2026, 2, 25), "qualification", 5.0, False, True),
+        ("O6", "qualification", 2, d(2026, 2, 25), None, None, 18.0, True, False),
+    ]
+
+
+def test_kpi_monthly(built):
+    got = query(
+        built,
+        """select month, opportunities_created, won_count, lost_count, won_amount, lost_amount,
+                  win_rate, win_rate_by_value, avg_deal_size, avg_sales_cycle_days,
+                  median_sales_cycle_days, open_count_end, open_amount_end,
+                  weighted_pipeline_end, round(pipeline_velocity_per_day, 6)
+           from marts.kpi_monthly order by month""",
+    )
+    assert got == [
+        # Jan: O2 lost. Open at Feb 1 00:00: O1 only (O3 is created at that instant),
+        # in proposal (0.5) → weighted 500. Velocity: no won deal → null.
+        (date(2026, 1, 1), 2, 0, 1, 0.0, 500.0, 0.0, 0.0, None, None, None, 1, 1000.0, 500.0, None),
+        # Feb: O1 won (cycle 30). Open at Mar 1: O3 (2500, qualification .1), O4 (300,
+        # meeting .2), O6 (1000, qualification .1) → 3800, weighted 250 + 60 + 100 = 410.
+        # Velocity over Dec–Feb: 3 × (1 won / 2 closed) × 1000 / 30 = 50.
+        (
+            date(2026, 2, 1),
+            3,
+            1,
+            0,
+            1000.0,
+            0.0,
+            1.0,
+            1.0,
+            1000.0,
+            30.0,
+            30.0,
+            3,
+            3800.0,
+            410.0,
+            50.0,
+        ),
+        # Mar (to as_of): O5 won (cycle 10); open at as_of as at Mar 1.
+        # Velocity over Jan–Mar: 3 × (2/3) × ((1000 + 800) / 2) / ((30 + 10) / 2) = 90.
+        (
+            date(2026, 3, 1),
+            1,
+            1,
+            0,
+            800.0,
+            0.0,
+            1.0,
+            1.0,
+            800.0,
+            10.0,
+            10.0,
+            3,
+            3800.0,
+            410.0,
+            90.0,
+        ),
+    ]
+
+
+def mart_digest(warehouse: Path) -> str:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
+        digest = hashlib.sha256()
+        for t in tables:
+            for row in con.execute(f"select * from marts.{t} order by all").fetchall():
+                digest.update(repr(row).encode())
+        return digest.hexdigest()
+    finally:
+        con.close()
+
+
+def test_bad_batch_blocks_marts_and_names_the_check(built, tmp_path, capsys):
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURE, landing)
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, warehouse)
+    before = mart_digest(warehouse)
+    bad = landing / "2026-03-16T0000"
+    bad.mkdir()
+    (bad / "opportunities.csv").write_text(
+        "opportunity_id,created_at,stage,amount\n"
+        "O7,2026-03-02T00:00:00Z,Demo Booked,100\n"
+        "O8,2026-03-03T00:00:00Z,prospecting,-50\n"
+    )
+    assert run(landing, warehouse) == 1
+    err = capsys.readouterr().err
+    assert "check raw/opportunities:opportunities_hygiene failed" in err
+    assert "expect_column_values_to_be_between(amount): 1 of 8 rows fail (e.g. -50.0)" in err
+    assert "expect_column_values_to_be_in_set(stage): 1 of 8 rows fail (e.g. 'Demo Booked')" in err
+    assert mart_digest(warehouse) == before
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert run(tmp_path / "missing", tmp_path / "w.duckdb") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["run", "--as-of", "soon", "--warehouse", str(tmp_path / "w.duckdb")]) == 2
+    assert "not an ISO 8601 timestamp" in capsys.readouterr().err
