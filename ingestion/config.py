@@ -70,6 +70,11 @@ def parse_as_of(text: str, where: str = "--as-of") -> datetime:
     return value
 
 
+def format_as_of(value: datetime) -> str:
+    """as_of as dbt and run tags get it: naive UTC, space-separated."""
+    return value.isoformat(sep=" ")
+
+
 def _check_source(kind: str, where: str) -> None:
     if kind not in SOURCE_KINDS:
         raise ConfigError(

@@ -166,9 +166,9 @@ def ingest(
             for t in tables:
                 con.execute(f"DROP TABLE {t}")
         _record_loaded_rows(con, [f for f, _ in pending])
-        for entity in ENTITIES.values():
-            (count,) = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{entity.name}").fetchone()
-            report.table_rows[entity.name] = count
+        for table in (*ENTITIES, "stage_map"):
+            (count,) = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{table}").fetchone()
+            report.table_rows[table] = count
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

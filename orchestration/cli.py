@@ -7,13 +7,14 @@ Exit codes: 0 success; 1 data quality blocked the marts (each failing check is n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from ingestion.config import load_config, parse_as_of
+from ingestion.config import PipelineConfig, format_as_of, load_config, parse_as_of
 from ingestion.errors import ConfigError, DataQualityError, PipelineError
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -97,14 +98,35 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not files:
             raise ConfigError(f"Landing directory {cfg.landing_dir} holds no batches.")
     connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
+    log_path = _run_log_path(cfg.warehouse)
+    print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
+    print(f"Full log (dbt output included): {log_path}", file=err)
+    # dagster-dbt echoes every dbt log line to stdout; the terminal gets the progress
+    # lines and the summary, the log file gets everything.
+    with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        result, progress = _execute(args, cfg, as_of, err)
+    if result.success:
+        from orchestration.lib.summary import kpi_summary
 
+        print(f"{progress.passed_checks} checks passed.", file=err)
+        print(kpi_summary(cfg.warehouse.resolve()), file=out)
+        return EXIT_OK
+    code = _report_failure(result, err)
+    print(f"See the full log: {log_path}", file=err)
+    return code
+
+
+def _execute(
+    args: argparse.Namespace, cfg: PipelineConfig, as_of: datetime, err: TextIO
+) -> tuple[Any, Any]:
+    """Materialize the job in this process, with compact progress lines on ``err``."""
     from orchestration.defs.transform.project import prepare_manifest
 
     prepare_manifest()
     import dagster as dg
 
     from orchestration.definitions import build_definitions
-    from orchestration.lib.pipeline import AS_OF_TAG, PipelineResource, format_as_of
+    from orchestration.lib.pipeline import AS_OF_TAG, PipelineResource
     from orchestration.lib.progress import progress_logger
 
     logger, progress = progress_logger(err)
@@ -116,20 +138,19 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     job = build_definitions(resource, loggers={"progress": logger}).resolve_job_def("crm_pipeline")
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
     result = job.execute_in_process(
         instance=instance,
         tags={AS_OF_TAG: format_as_of(as_of)},
         run_config={"loggers": {"progress": {}}},
         raise_on_error=False,
     )
-    if result.success:
-        from orchestration.lib.summary import kpi_summary
+    return result, progress
 
-        print(f"{progress.passed_checks} checks passed.", file=err)
-        print(kpi_summary(cfg.warehouse.resolve()), file=out)
-        return EXIT_OK
-    return _report_failure(result, err)
+
+def _run_log_path(warehouse: Path) -> Path:
+    logs = warehouse.parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
 
 
 def _report_failure(result: object, err: TextIO) -> int:

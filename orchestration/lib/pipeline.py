@@ -54,7 +54,3 @@ class PipelineResource(dg.ConfigurableResource):
         record = context.instance.get_run_record_by_id(context.run_id)
         created = record.create_timestamp if record else datetime.now(UTC)
         return created.astimezone(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def format_as_of(value: datetime) -> str:
-    return value.isoformat(sep=" ")

@@ -7,8 +7,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from ingestion.config import format_as_of
 from orchestration.defs.transform.project import CrmDbtTranslator, dbt_project
-from orchestration.lib.pipeline import PipelineResource, format_as_of
+from orchestration.lib.pipeline import PipelineResource
 
 
 @dbt_assets(
