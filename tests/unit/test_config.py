@@ -72,3 +72,10 @@ def test_parse_as_of():
     assert parse_as_of("2026-11-26") == datetime(2026, 11, 26)
     with pytest.raises(ConfigError, match="not an ISO 8601 timestamp"):
         parse_as_of("yesterday")
+
+
+def test_the_example_config_in_the_repo_is_valid():
+    example = Path(__file__).parents[2] / "crm_pipeline.example.yaml"
+    cfg = load_config(example)
+    assert cfg.source == "synthetic"
+    assert cfg.stage_map.label_map()["contract sent"] == "negotiation"
