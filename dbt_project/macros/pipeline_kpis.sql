@@ -13,6 +13,8 @@
       spine, and for reps every month for every owner), so the trailing window is
       "2 preceding rows to the current row".
     * Counts and amounts are 0 when nothing happened; ratios are null when undefined.
+    * Money and durations are added up exactly (macros/types.sql: exact_sum), so reruns
+      give byte-identical results.
 #}
 {% macro pipeline_kpis(by_owner=false) -%}
 {%- set key = 'owner_id, month' if by_owner else 'month' -%}
@@ -73,18 +75,18 @@ closed as (
         {{ month_of('opportunities.closed_at') }} as month,
         sum(case when opportunities.status = 'won' then 1 else 0 end) as won_count,
         sum(case when opportunities.status = 'lost' then 1 else 0 end) as lost_count,
-        sum(case when opportunities.status = 'won' then opportunities.amount_reporting end)
+        {{ exact_sum("case when opportunities.status = 'won' then opportunities.amount_reporting end") }}
             as won_amount,
-        sum(case when opportunities.status = 'lost' then opportunities.amount_reporting end)
+        {{ exact_sum("case when opportunities.status = 'lost' then opportunities.amount_reporting end") }}
             as lost_amount,
-        sum(case when opportunities.status = 'won' then opportunities.sales_cycle_days end)
+        {{ exact_sum("case when opportunities.status = 'won' then opportunities.sales_cycle_days end") }}
             as won_cycle_days_sum,
-        avg(case when opportunities.status = 'won' then opportunities.sales_cycle_days end)
+        {{ exact_avg("case when opportunities.status = 'won' then opportunities.sales_cycle_days end") }}
             as avg_sales_cycle_days,
         {{ median('case when opportunities.status = \'won\' then opportunities.sales_cycle_days end') }}
             as median_sales_cycle_days
         {%- if by_owner %},
-        avg(case when opportunities.status = 'won' then touchpoints.touchpoints_count end)
+        {{ exact_avg("case when opportunities.status = 'won' then touchpoints.touchpoints_count end") }}
             as avg_touchpoints_per_won
         {%- endif %}
     from opportunities
@@ -101,8 +103,8 @@ open_end as (
         {% if by_owner %}owner_id,{% endif %}
         month,
         count(*) as open_count_end,
-        sum(amount_reporting) as open_amount_end,
-        sum(amount_reporting * stage_probability) as weighted_pipeline_end
+        {{ exact_sum('amount_reporting') }} as open_amount_end,
+        {{ exact_sum('amount_reporting * stage_probability') }} as weighted_pipeline_end
     from open_at_month_end
     group by {{ key }}
 ),

@@ -22,3 +22,22 @@
 {% macro safe_divide(numerator, denominator) -%}
     (cast({{ numerator }} as {{ crm_pipeline.type_double() }}) / nullif({{ denominator }}, 0))
 {%- endmacro %}
+
+{#
+    Sums of doubles depend on the order rows are added in, which a parallel engine does
+    not fix, so reruns could differ in the last bits. Measures that add up doubles (money,
+    durations) sum them as decimals instead: exact, hence the same on every run
+    ("same inputs + same as_of -> byte-identical marts"). Values are rounded to 1e-9 first.
+#}
+{% macro type_exact() -%}
+    decimal(38, 9)
+{%- endmacro %}
+
+{% macro exact_sum(expression) -%}
+    sum(cast({{ expression }} as {{ crm_pipeline.type_exact() }}))
+{%- endmacro %}
+
+{# The average of `expression` (nulls ignored), from an exact sum. #}
+{% macro exact_avg(expression) -%}
+    {{ crm_pipeline.safe_divide(crm_pipeline.exact_sum(expression), 'count(' ~ expression ~ ')') }}
+{%- endmacro %}

@@ -1,5 +1,7 @@
 -- For every closed opportunity whose first interval starts at created_at, the durations of
 -- its intervals up to closing add up to its sales cycle (intervals are back to back).
+-- meta.dagster.ref: dagster-dbt shows this multi-model test as a check on fct_stage_history.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_stage_history'}}}) }}
 
 with opportunities as (
     select opportunity_id, created_at, closed_at, sales_cycle_days

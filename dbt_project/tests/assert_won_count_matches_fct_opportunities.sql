@@ -1,5 +1,7 @@
 -- Every won (non-deleted) opportunity is counted exactly once in kpi_monthly.won_count,
 -- and likewise in kpi_rep_monthly for owned opportunities.
+-- meta.dagster.ref: dagster-dbt shows this multi-model test as a check on kpi_monthly.
+{{ config(meta={'dagster': {'ref': {'name': 'kpi_monthly'}}}) }}
 
 with monthly as (
     select coalesce(sum(won_count), 0) as won_count

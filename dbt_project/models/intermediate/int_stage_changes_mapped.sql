@@ -3,6 +3,8 @@
 -- decided on the full history (int_stage_changes_unioned), the as_of cut comes after.
 -- An unmapped label is a blocking failure upstream (hygiene) and here (the relationships
 -- test on stg_crm__stage_changes), so the inner join drops nothing in a published run.
+-- A view: read once, by int_stage_changes_unioned.
+{{ config(materialized='view') }}
 
 with stage_changes as (
     select * from {{ ref('stg_crm__stage_changes') }}

@@ -11,6 +11,10 @@
 -- created_at nor before the last recorded change; without a close_date, the later of
 -- created_at and the last recorded change. Entries after as_of are then dropped like any
 -- other event (a deal closed after as_of is still open at as_of).
+--
+-- A view: its only reader is int_stage_intervals_built, and writing ~6M rows costs more
+-- than computing them inline.
+{{ config(materialized='view') }}
 
 with opportunities as (
     select * from {{ ref('int_opportunities_converted') }}

@@ -1,6 +1,8 @@
 -- Stage intervals (KPIS.md): entries ordered by changed_at, ties lower stage_order first;
 -- an entry into the stage the opportunity is already in does not start a new interval; an
 -- interval ends when the next one starts; the last one is current and runs to as_of.
+-- (changed_at, stage_order) orders entries completely: stage_order is unique per stage
+-- (tested on int_stages_listed), and entries tied on both are the same stage, collapsed.
 
 with entries as (
     select * from {{ ref('int_stage_changes_unioned') }}
@@ -11,7 +13,7 @@ sequenced as (
         entries.*,
         lag(stage) over (
             partition by opportunity_id
-            order by changed_at, stage_order, stage, is_synthesized, change_id
+            order by changed_at, stage_order
         ) as previous_stage
     from entries
 ),
@@ -37,7 +39,7 @@ intervals as (
         lead(stage_category) over by_opportunity as next_stage_category,
         is_synthesized
     from interval_starts
-    window by_opportunity as (partition by opportunity_id order by changed_at, stage_order, stage)
+    window by_opportunity as (partition by opportunity_id order by changed_at, stage_order)
 )
 
 select

@@ -15,11 +15,11 @@ durations as (
     select
         stage,
         sum(case when not is_current then 1 else 0 end) as completed_intervals,
-        avg(case when not is_current then duration_days end) as avg_days,
+        {{ exact_avg('case when not is_current then duration_days end') }} as avg_days,
         {{ median('case when not is_current then duration_days end') }} as median_days,
         {{ percentile_cont('case when not is_current then duration_days end', 0.9) }} as p90_days,
         sum(case when is_current then 1 else 0 end) as current_count,
-        avg(case when is_current then duration_days end) as avg_current_age_days
+        {{ exact_avg('case when is_current then duration_days end') }} as avg_current_age_days
     from history
     group by stage
 ),
