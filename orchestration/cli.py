@@ -178,7 +178,9 @@ def _report_failure(result: object, err: TextIO) -> int:
                 message = message.split(f"{error.cls_name}: ", 1)[-1]
                 step_errors.append((event.step_key, error.cls_name, message))
     for name, description in failed_checks:
-        print(f"blocked: check {name} failed: {description}", file=err)
+        print(f"blocked: check {name} failed:", file=err)
+        for line in description.splitlines():
+            print(f"  {line}", file=err)
     for step, cls_name, message in step_errors:
         prefix = "blocked" if cls_name in _QUALITY_ERRORS else "error"
         print(f"{prefix}: step {step}: {message}", file=err)

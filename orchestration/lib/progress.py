@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -10,6 +11,7 @@ from typing import Any, TextIO
 import dagster as dg
 
 _LOGGER = "crm_pipeline.progress"
+_NOT_EXECUTED = re.compile(r"Dependencies for step (\S+) (?:failed|were not executed)")
 
 
 class ProgressHandler(logging.Handler):
@@ -31,15 +33,19 @@ class ProgressHandler(logging.Handler):
         if event is None:
             # Plain log lines are chatty (dagster-dbt logs every command at INFO); only
             # warnings and errors reach the terminal.
-            if record.levelno >= logging.WARNING and meta.get("orig_message"):
-                self._print(f"  {meta['orig_message']}")
+            message = meta.get("orig_message") or ""
+            skipped = _NOT_EXECUTED.match(message)
+            if skipped:
+                self._print(f"  – {skipped[1]} not run: an upstream step failed")
+            elif record.levelno >= logging.WARNING and message:
+                self._print(f"  {message}")
             return
         kind = event.event_type_value
         if kind == "STEP_START":
             self._print(f"▸ {event.step_key}")
         elif kind == "ASSET_MATERIALIZATION":
             rows = event.event_specific_data.materialization.metadata.get("dagster/row_count")
-            suffix = f" ({rows.value:,} rows)" if rows is not None else ""
+            suffix = f" ({rows.value:,} row{'' if rows.value == 1 else 's'})" if rows else ""
             self._print(f"  ✓ {event.asset_key.to_user_string()}{suffix}")
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data

@@ -39,7 +39,7 @@ def opportunities_hygiene(pipeline: PipelineResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=result.success,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(o.describe() for o in result.failures) or None,
+        description="\n".join(o.describe() for o in result.failures) or None,
         metadata=metadata,
     )
 
