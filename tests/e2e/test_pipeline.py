@@ -201,3 +201,52 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["run", "--as-of", "soon", "--warehouse", str(tmp_path / "w.duckdb")]) == 2
     assert "not an ISO 8601 timestamp" in capsys.readouterr().err
+
+
+def test_same_inputs_and_as_of_give_identical_marts(built, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURE, landing)
+    again = tmp_path / "again.duckdb"
+    assert run(landing, again) == 0
+    assert mart_digest(again) == mart_digest(built)
+
+
+STAGES_OVERRIDE = """
+stages:
+  - {stage: prospecting, stage_order: 1, category: open, probability: 0.05}
+  - {stage: qualification, stage_order: 2, category: open, probability: 0.25}
+  - {stage: meeting, stage_order: 3, category: open, probability: 0.20}
+  - {stage: proposal, stage_order: 4, category: open, probability: 0.50}
+  - {stage: negotiation, stage_order: 5, category: open, probability: 0.80}
+  - {stage: closed_won, stage_order: 6, category: won, probability: 1.0}
+  - {stage: closed_lost, stage_order: 7, category: lost, probability: 0.0}
+  - {stage: onboarding, stage_order: 8, category: post_sale, probability: 1.0}
+  - {stage: follow_up, stage_order: 9, category: post_sale, probability: 1.0}
+  - {stage: renewal, stage_order: 10, category: post_sale, probability: 1.0}
+stage_labels:
+  "Discovery Call": meeting
+"""
+
+
+def test_stage_map_from_the_config_reaches_every_mart(tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURE, landing)
+    # A later export relabels O4 with a CRM label the config maps to meeting.
+    (landing / "2026-03-15T0600").mkdir()
+    (landing / "2026-03-15T0600" / "opportunities.csv").write_text(
+        "opportunity_id,created_at,stage,owner_id,amount,updated_at\n"
+        "O4,2026-02-10T00:00:00Z,Discovery Call,u1,300,2026-03-14T00:00:00Z\n"
+    )
+    config = tmp_path / "crm.yaml"
+    config.write_text(STAGES_OVERRIDE)
+    warehouse = tmp_path / "w.duckdb"
+    assert run(landing, warehouse, "--config", str(config)) == 0
+    # qualification now weighs 0.25: at Mar 1 and at as_of, O3 2500 × 0.25 + O4 300 × 0.2
+    # (Discovery Call → meeting) + O6 1000 × 0.25 = 625 + 60 + 250 = 935.
+    assert query(
+        warehouse, "select month, weighted_pipeline_end from marts.kpi_monthly order by month"
+    ) == [(date(2026, 1, 1), 500.0), (date(2026, 2, 1), 935.0), (date(2026, 3, 1), 935.0)]
+    assert query(
+        warehouse,
+        "select stage from marts.fct_stage_history where opportunity_id = 'O4'",
+    ) == [("meeting",)]
