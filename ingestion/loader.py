@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,40 +130,44 @@ def ingest(
     create_raw_tables(con)
     ingested_at = (ingested_at or datetime.now(UTC)).replace(tzinfo=None)
     report = IngestionReport()
-    known = {
-        row[0]
-        for row in con.execute(f"SELECT content_sha256 FROM {RAW_SCHEMA}._manifest").fetchall()
-    }
+    # A file is known by where it sits and what it holds: the same bytes in another
+    # batch folder are another export (an unchanged daily file), and are recorded too.
+    known = set(
+        con.execute(f"SELECT source_file, content_sha256 FROM {RAW_SCHEMA}._manifest").fetchall()
+    )
     pending: list[tuple[LandingFile, str]] = []
     for f in files:
         sha = file_sha256(f.path)
-        if sha in known:
+        if (f.relative, sha) in known:
             report.skipped_files.append(f.relative)
         else:
             pending.append((f, sha))
-            known.add(sha)
 
     con.execute("BEGIN TRANSACTION")
     con.execute(f"SET TimeZone = '{source_timezone.replace(chr(39), '')}'")
     try:
         _write_stage_map(con, stage_map or StageMap())
-        staged: dict[str, list[str]] = {}
-        for n, (f, sha) in enumerate(pending):
-            staged_table = f"_staged_{n}"
-            rows = _stage_file(con, f, staged_table, source, ingested_at)
-            staged.setdefault(f.entity.name, []).append(staged_table)
-            con.execute(
-                f"INSERT INTO {RAW_SCHEMA}._manifest VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
-                [f.batch_id, f.entity.name, f.relative, sha, rows, ingested_at],
-            )
+        # Entity by entity, so that only one entity's new rows are held at a time.
+        for entity in ENTITIES.values():
+            files_of_entity = [(f, sha) for f, sha in pending if f.entity is entity]
+            staged = []
+            for f, sha in files_of_entity:
+                staged_table = f"_staged_{len(staged)}"
+                rows = _stage_file(con, f, staged_table, source, ingested_at)
+                staged.append(staged_table)
+                con.execute(
+                    f"INSERT INTO {RAW_SCHEMA}._manifest VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
+                    [f.batch_id, entity.name, f.relative, sha, rows, ingested_at],
+                )
+                report.input_rows[entity.name] = report.input_rows.get(entity.name, 0) + rows
+            if staged:
+                _merge(con, entity, staged)
+                for t in staged:
+                    con.execute(f"DROP TABLE {t}")
+        for f, _ in pending:
             report.loaded_files.append(f.relative)
-            report.input_rows[f.entity.name] = report.input_rows.get(f.entity.name, 0) + rows
             if f.batch_id not in report.batches:
                 report.batches.append(f.batch_id)
-        for entity_name, tables in staged.items():
-            _merge(con, ENTITIES[entity_name], tables)
-            for t in tables:
-                con.execute(f"DROP TABLE {t}")
         _record_loaded_rows(con, [f for f, _ in pending])
         for table in (*ENTITIES, "stage_map"):
             (count,) = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{table}").fetchone()
@@ -179,9 +182,12 @@ def ingest(
 
 
 def _write_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> None:
-    frame = stage_map.to_frame()  # noqa: F841 (read by DuckDB's replacement scan)
-    con.execute(f"DELETE FROM {RAW_SCHEMA}.stage_map")
-    con.execute(f"INSERT INTO {RAW_SCHEMA}.stage_map SELECT * FROM frame")
+    con.register("_stage_map_frame", stage_map.to_frame())
+    try:
+        con.execute(f"DELETE FROM {RAW_SCHEMA}.stage_map")
+        con.execute(f"INSERT INTO {RAW_SCHEMA}.stage_map SELECT * FROM _stage_map_frame")
+    finally:
+        con.unregister("_stage_map_frame")
 
 
 def _csv_header(f: LandingFile) -> list[str]:
@@ -282,102 +288,130 @@ def _stage_file(
         )
     extras = [by_name[k] for k in by_name if k not in f.entity.column_names]
 
-    raw_select = ", ".join(
-        f"CAST({_quote(by_name[c.name])} AS VARCHAR) AS {_quote('r_' + c.name)}"
-        for c in f.entity.columns
-        if c.name in by_name
-    )
-    extra_select = (
-        "json_object("
+    raw = {c.name: f"CAST({_quote(by_name[c.name])} AS VARCHAR)" for c in f.entity.columns
+           if c.name in by_name}  # fmt: skip
+    typed, bad = [], []
+    for c in f.entity.columns:
+        if c.name not in raw:
+            typed.append(f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {c.name}")
+            continue
+        parsed = _parse_sql(c, raw[c.name])
+        typed.append(f"CAST({parsed} AS {SQL_TYPES[c.type]}) AS {c.name}")
+        if c.type != "string":
+            bad.append(
+                f"CASE WHEN {parsed} IS NULL AND NULLIF(trim({raw[c.name]}), '') IS NOT NULL "
+                f"THEN '{c.name}' END"
+            )
+    attributes = (
+        "CAST(json_object("
         + ", ".join(
             f"'{e.replace(chr(39), chr(39) * 2)}', CAST({_quote(e)} AS VARCHAR)" for e in extras
         )
-        + ")"
+        + ") AS VARCHAR)"
         if extras
         else "CAST(NULL AS VARCHAR)"
     )
+    lineage = {
+        "_source": f"'{source}'",
+        "_batch_id": f"'{f.batch_id}'",
+        "_source_file": f"'{f.relative}'",
+        "_source_row": "_source_row",
+        "_ingested_at": f"TIMESTAMP '{ingested_at.isoformat(sep=' ')}'",
+        "_attributes": attributes,
+    }
+    columns = typed + [f"{lineage[name]} AS {name}" for name, _ in LINEAGE_COLUMNS]
+    # One pass over the file: typed values, lineage, and the names of the columns whose
+    # value did not parse (null when all did), so errors cost nothing on good files.
     try:
         con.execute(
-            f"CREATE TEMP TABLE _read AS SELECT {raw_select}, "
-            f"CAST({extra_select} AS VARCHAR) AS _attributes, "
-            f"row_number() OVER () AS _source_row FROM {_scan_sql(f, header)}"
+            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(columns)}, "
+            f"concat_ws(',', {', '.join(bad) or 'NULL'}) AS _unparsed "
+            f"FROM (SELECT *, row_number() OVER () AS _source_row FROM {_scan_sql(f, header)})"
         )
     except duckdb.Error as exc:
         raise LandingError(
             f"{f.path}: cannot be read: {_first_line(exc)}. Fix the file (UTF-8, comma-"
             f"separated, quoted fields closed, the same number of fields on every line)."
         ) from exc
-    try:
-        typed = []
-        for c in f.entity.columns:
-            if c.name in by_name:
-                typed.append(f"{_parse_sql(c, _quote('r_' + c.name))} AS {c.name}")
-            else:
-                typed.append(f"NULL AS {c.name}")
-        con.execute(f"CREATE TEMP TABLE _typed AS SELECT {', '.join(typed)}, * FROM _read")
-        _raise_on_unparseable(
-            con, f, [c for c in f.entity.columns if c.name in by_name and c.type != "string"]
-        )
-        lineage = {
-            "_source": f"'{source}'",
-            "_batch_id": f"'{f.batch_id}'",
-            "_source_file": f"'{f.relative}'",
-            "_source_row": "_source_row",
-            "_ingested_at": f"TIMESTAMP '{ingested_at.isoformat(sep=' ')}'",
-            "_attributes": "_attributes",
-        }
-        cols = [f"CAST({c.name} AS {SQL_TYPES[c.type]}) AS {c.name}" for c in f.entity.columns]
-        cols += [f"{lineage[name]} AS {name}" for name, _ in LINEAGE_COLUMNS]
-        con.execute(f"CREATE TEMP TABLE {table} AS SELECT {', '.join(cols)} FROM _typed")
-        (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    finally:
-        con.execute("DROP TABLE IF EXISTS _read")
-        con.execute("DROP TABLE IF EXISTS _typed")
+    (rows, unparsed) = con.execute(
+        f"SELECT count(*), count(*) FILTER (_unparsed <> '') FROM {table}"
+    ).fetchone()
+    if unparsed:
+        _raise_on_unparseable(con, f, table, raw, header)
+    con.execute(f"ALTER TABLE {table} DROP COLUMN _unparsed")
     return rows
 
 
 def _raise_on_unparseable(
-    con: duckdb.DuckDBPyConnection, f: LandingFile, columns: Iterable[Column]
+    con: duckdb.DuckDBPyConnection,
+    f: LandingFile,
+    table: str,
+    raw: dict[str, str],
+    header: list[str],
 ) -> None:
+    """Name every column with values that do not parse, with counts and examples."""
+    per_column = con.execute(
+        f"""SELECT col, count(*), list(_source_row ORDER BY _source_row)[1:{_EXAMPLES}]
+            FROM (SELECT unnest(string_split(_unparsed, ',')) AS col, _source_row
+                  FROM {table} WHERE _unparsed <> '')
+            GROUP BY col ORDER BY col"""
+    ).fetchall()
     problems = []
-    for c in columns:
-        raw = _quote("r_" + c.name)
-        bad = con.execute(
-            f"SELECT _source_row, {raw} FROM _typed "
-            f"WHERE {c.name} IS NULL AND NULLIF(trim({raw}), '') IS NOT NULL "
-            f"ORDER BY _source_row"
+    for col, count, example_rows in per_column:
+        # The error path re-reads the file for the raw values; good files never pay this.
+        values = con.execute(
+            f"SELECT _source_row, {raw[col]} FROM (SELECT *, row_number() OVER () AS "
+            f"_source_row FROM {_scan_sql(f, header)}) WHERE _source_row IN "
+            f"({', '.join(str(r) for r in example_rows)}) ORDER BY _source_row"
         ).fetchall()
-        if bad:
-            shown = "; ".join(f"row {r} {v!r}" for r, v in bad[:_EXAMPLES])
-            problems.append(
-                f"column {c.name} ({c.type}): {len(bad)} value(s) do not parse, e.g. {shown}"
-            )
-    if problems:
-        raise DataQualityError(
-            f"{f.path}: " + " | ".join(problems) + ". Rows are numbered from 1 after the header. "
-            "Timestamps must be ISO 8601, numbers plain decimals, booleans true/false/1/0/yes/no."
-        )
+        shown = "; ".join(f"row {r} {v!r}" for r, v in values)
+        kind = f.entity.column(col).type
+        problems.append(f"column {col} ({kind}): {count} value(s) do not parse, e.g. {shown}")
+    raise DataQualityError(
+        f"{f.path}: " + " | ".join(problems) + ". Rows are numbered from 1 after the header. "
+        "Timestamps must be ISO 8601, numbers plain decimals, booleans true/false/1/0/yes/no."
+    )
 
 
 def _merge(con: duckdb.DuckDBPyConnection, entity: Entity, staged: list[str]) -> None:
-    """Rebuild raw.<entity> as the winning version of every key, set-based."""
+    """Merge new rows into raw.<entity>, touching only the keys they bring.
+
+    The newest version of each key among the new rows replaces the stored one when it is
+    newer by the supersede order; a daily batch thus costs in proportion to its size, not
+    to the size of the table.
+    """
     target = f"{RAW_SCHEMA}.{entity.name}"
-    union = " UNION ALL ".join([f"SELECT * FROM {target}"] + [f"SELECT * FROM {t}" for t in staged])
-    order = []
-    if "updated_at" in entity.column_names:
-        order.append("updated_at DESC NULLS LAST")
-    order += ["_batch_id DESC", "_source_row DESC"]
+    new_rows = " UNION ALL ".join(f"SELECT * FROM {t}" for t in staged)
     key = ", ".join(entity.key)
     # Rows with a missing key cannot be matched across batches; they are kept (and the
     # hygiene suite reports them) rather than collapsed into one another.
-    key_null = " OR ".join(f"{k} IS NULL" for k in entity.key if entity.column(k).required)
-    keep = f"row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1"
-    if key_null:
-        keep = f"({keep}) OR {key_null}"
-    con.execute(f"CREATE TEMP TABLE _merged AS SELECT * FROM ({union}) QUALIFY {keep}")
-    con.execute(f"DELETE FROM {target}")
-    con.execute(f"INSERT INTO {target} SELECT * FROM _merged ORDER BY {key}")
-    con.execute("DROP TABLE _merged")
+    null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
+    newest_first = ", ".join(f"{part} DESC" for part in _version(entity))
+    con.execute(
+        f"""CREATE TEMP TABLE _newest AS SELECT * FROM ({new_rows})
+            QUALIFY {null_key}
+                OR row_number() OVER (PARTITION BY {key} ORDER BY {newest_first}) = 1"""
+    )
+    matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
+    newer = f"row({', '.join(_version(entity, 'n.'))}) > row({', '.join(_version(entity, 't.'))})"
+    con.execute(
+        f"""CREATE TEMP TABLE _winners AS SELECT n.* FROM _newest n
+            LEFT JOIN {target} t ON {matches}
+            WHERE t.{entity.key[0]} IS NULL OR {newer}"""
+    )
+    con.execute(f"DELETE FROM {target} t USING _winners n WHERE {matches}")
+    con.execute(f"INSERT INTO {target} SELECT * FROM _winners")
+    con.execute("DROP TABLE _newest")
+    con.execute("DROP TABLE _winners")
+
+
+def _version(entity: Entity, alias: str = "") -> list[str]:
+    """The supersede order as a tuple: latest updated_at (a missing one loses), then the
+    later batch, then the later row of the file."""
+    parts = [f"{alias}_batch_id", f"{alias}_source_row"]
+    if "updated_at" in entity.column_names:
+        parts.insert(0, f"coalesce({alias}updated_at, TIMESTAMP '-infinity')")
+    return parts
 
 
 def _record_loaded_rows(con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> None:

@@ -30,6 +30,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise
     # Timestamps without an offset are read as UTC, and stored as naive UTC.
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB draws a progress bar on long queries; in a pipeline's logs it is noise.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

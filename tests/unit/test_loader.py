@@ -108,6 +108,12 @@ def test_supersede_holds_when_batches_arrive_in_separate_runs(con, landing, batc
     assert report.loaded_files == ["b2/opportunities.csv"]
     assert report.skipped_files == ["b1/opportunities.csv"]
     assert rows(con, "select stage, amount from raw.opportunities") == [("proposal", 150.0)]
+    # A later batch re-exporting an older version does not roll the row back.
+    batch("b3", "opportunities", OPP, "o1,2026-01-01,meeting,120,2026-01-05T00:00:00Z")
+    ingest(con, landing)
+    assert rows(con, "select stage, amount, _batch_id from raw.opportunities") == [
+        ("proposal", 150.0, "b2")
+    ]
 
 
 def test_stage_changes_accumulate_and_overlapping_reexports_dedupe(con, landing, batch):
