@@ -6,6 +6,7 @@ one DuckDB file under ``data/``). Secrets never live here: they come from the en
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,9 @@ class PipelineConfig:
     # Time zone of source timestamps that carry no offset.
     source_timezone: str = "UTC"
     reporting_currency: str = "USD"
+    # DuckDB's memory cap, for the loader, the checks and dbt. Past it DuckDB spills to
+    # disk instead of taking most of the machine (its own default is 80% of RAM).
+    memory_limit: str = "4GB"
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     stage_map: StageMap = field(default_factory=StageMap)
@@ -88,6 +92,7 @@ _TOP_KEYS = {
     "warehouse",
     "source_timezone",
     "reporting_currency",
+    "memory_limit",
     "synthetic",
     "schedule",
     "stages",
@@ -130,10 +135,20 @@ def load_config(path: Path | None) -> PipelineConfig:
         warehouse=Path(data.get("warehouse", cfg.warehouse)),
         source_timezone=tz,
         reporting_currency=str(data.get("reporting_currency", cfg.reporting_currency)),
+        memory_limit=_memory_limit(data.get("memory_limit", cfg.memory_limit), path),
         synthetic=synthetic,
         schedule=schedule,
         stage_map=_stage_map(data, path),
     )
+
+
+def _memory_limit(value: object, path: Path) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text):
+        raise ConfigError(
+            f"{path}: memory_limit {value!r} is not a size; write it like 4GB or 512MB."
+        )
+    return text
 
 
 def _check_timezone(name: str, where: str) -> None:

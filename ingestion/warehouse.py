@@ -13,7 +13,9 @@ RAW_SCHEMA = "raw"
 SCHEMAS = ("raw", "quality", "staging", "intermediate", "marts")
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path | str, *, read_only: bool = False, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; a second writer gets a clear error instead of DuckDB's."""
     path = Path(path)
     if not read_only:
@@ -32,6 +34,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws a progress bar on long queries; in a pipeline's logs it is noise.
     con.execute("SET enable_progress_bar = false")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
 
 

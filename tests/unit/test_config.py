@@ -52,6 +52,7 @@ def test_file_values_and_command_line_overrides(tmp_path):
         ("stage_labels: {Demo: demo_stage}\n", "maps 'Demo' to 'demo_stage', which is not a stage"),
         ("stages: [{stage: a, stage_order: 1, category: weird}]\n", "category 'weird'"),
         ("source: [unclosed\n", "crm.yaml:2:1: not valid YAML"),
+        ("memory_limit: lots\n", "memory_limit 'lots' is not a size"),
     ],
 )
 def test_config_errors_say_what_and_where(tmp_path, text, message):

@@ -39,7 +39,7 @@ def raw_tables(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
     generated = prepare_landing(cfg, end=as_of.date())
     if generated:
         context.log.info(f"generated synthetic landing data: {generated}")
-    con = connect(cfg.warehouse)
+    con = connect(cfg.warehouse, memory_limit=cfg.memory_limit)
     try:
         report = ingest(
             con,

@@ -19,7 +19,7 @@ from orchestration.lib.pipeline import PipelineResource
 )
 def opportunities_hygiene(pipeline: PipelineResource) -> dg.AssetCheckResult:
     cfg = pipeline.settings()
-    con = connect(cfg.warehouse, read_only=True)
+    con = connect(cfg.warehouse, read_only=True, memory_limit=cfg.memory_limit)
     try:
         frame = opportunities_frame(con)
     finally:

@@ -26,6 +26,7 @@ def dbt_models(
         "as_of": format_as_of(pipeline.run_as_of(context)),
         "reporting_currency": cfg.reporting_currency,
         "warehouse_path": str(cfg.warehouse),
+        "memory_limit": cfg.memory_limit,
     }
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
