@@ -57,6 +57,6 @@ def kpi_summary(warehouse: Path) -> str:
         f"  pipeline velocity    {_fmt(velocity, '{:,.0f}')} per day",
         "  bottleneck stage     "
         + (f"{bottleneck[0]} (median {bottleneck[1]:.1f} days)" if bottleneck else "n/a"),
-        f"Warehouse: {warehouse}  (marts.* tables; open with `duckdb {warehouse}`)",
+        f"Warehouse: {warehouse}  (query the marts.* tables with any DuckDB client)",
     ]
     return "\n".join(lines)

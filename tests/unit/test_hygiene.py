@@ -21,7 +21,7 @@ def test_clean_frame_passes():
             "stage": ["Closed_Won", " prospecting "],
         }
     )
-    result = validate_opportunities(frame, StageMap())
+    result = validate_opportunities(frame, StageMap().label_map())
     assert result.success
     assert len(result.outcomes) == 4
 
@@ -34,7 +34,7 @@ def test_each_expectation_fails_on_its_defect():
             "stage": ["meeting", "Demo Booked", "Demo Booked", "Nurture"],
         }
     )
-    result = validate_opportunities(frame, StageMap())
+    result = validate_opportunities(frame, StageMap().label_map())
     assert not result.success
     nulls = outcome(result, "expect_column_values_to_not_be_null")
     assert (nulls.success, nulls.unexpected_count) == (False, 1)
@@ -51,4 +51,6 @@ def test_each_expectation_fails_on_its_defect():
 
 def test_configured_label_makes_the_stage_check_pass():
     frame = pd.DataFrame({"opportunity_id": ["o1"], "amount": [1.0], "stage": ["Demo Booked"]})
-    assert validate_opportunities(frame, StageMap(labels={"demo booked": "meeting"})).success
+    assert validate_opportunities(
+        frame, StageMap(labels={"demo booked": "meeting"}).label_map()
+    ).success

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ingestion.hygiene import opportunities_frame, validate_opportunities
+from ingestion.hygiene import mapped_labels, opportunities_frame, validate_opportunities
 from ingestion.warehouse import connect
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.lib.pipeline import PipelineResource
@@ -22,9 +22,10 @@ def opportunities_hygiene(pipeline: PipelineResource) -> dg.AssetCheckResult:
     con = connect(cfg.warehouse, read_only=True, memory_limit=cfg.memory_limit)
     try:
         frame = opportunities_frame(con)
+        labels = mapped_labels(con)
     finally:
         con.close()
-    result = validate_opportunities(frame, cfg.stage_map)
+    result = validate_opportunities(frame, labels)
     metadata: dict[str, dg.RawMetadataValue] = {
         "rows_validated": len(frame),
         "failed_expectations": len(result.failures),
