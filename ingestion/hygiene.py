@@ -69,7 +69,8 @@ def opportunities_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def mapped_labels(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The labels of raw.stage_map: the one stage definition the marts use too."""
-    return [r[0] for r in con.execute(f"SELECT source_label FROM {RAW_SCHEMA}.stage_map")]
+    rows = con.execute(f"SELECT source_label FROM {RAW_SCHEMA}.stage_map").fetchall()
+    return [r[0] for r in rows]
 
 
 def validate_opportunities(frame: pd.DataFrame, labels: Iterable[str]) -> SuiteResult:
