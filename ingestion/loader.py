@@ -12,8 +12,6 @@ ingested files (content hash) makes re-ingesting a batch a no-op.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +19,17 @@ from pathlib import Path
 import duckdb
 
 from ingestion.errors import DataQualityError, LandingError
+from ingestion.landing import (
+    LandingFile,
+    discover,
+    file_sha256,
+    quote_ident,
+    read_error,
+    read_header,
+    scan_sql,
+)
 from ingestion.schema import (
     ENTITIES,
-    LANDING_FORMATS,
     LINEAGE_COLUMNS,
     SQL_TYPES,
     Column,
@@ -35,17 +41,6 @@ from ingestion.warehouse import RAW_SCHEMA, create_raw_tables
 _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
 _EXAMPLES = 3
-
-
-@dataclass(frozen=True)
-class LandingFile:
-    batch_id: str
-    entity: Entity
-    path: Path
-
-    @property
-    def relative(self) -> str:
-        return f"{self.batch_id}/{self.path.name}"
 
 
 @dataclass
@@ -66,51 +61,6 @@ class IngestionReport:
             f"{len(self.loaded_files)} files from {len(self.batches)} batch(es), "
             f"{rows:,} rows read; {len(self.skipped_files)} files already ingested"
         )
-
-
-def discover(landing: Path) -> list[LandingFile]:
-    """List the landing files in processing order, refusing anything that isn't one."""
-    if not landing.is_dir():
-        raise LandingError(
-            f"Landing directory {landing} does not exist. Point --landing at a folder "
-            f"holding one sub-folder per batch (<landing>/<batch_id>/<entity>.csv)."
-        )
-    files: list[LandingFile] = []
-    for item in sorted(landing.iterdir()):
-        if item.name.startswith((".", "_")):
-            continue
-        if not item.is_dir():
-            raise LandingError(
-                f"{item} is a file at the top of the landing directory; files belong in a "
-                f"batch folder: {landing}/<batch_id>/{item.name}."
-            )
-        seen: dict[str, Path] = {}
-        for path in sorted(item.iterdir()):
-            if path.name.startswith((".", "_")) or path.is_dir():
-                continue
-            stem, _, ext = path.name.partition(".")
-            if ext not in LANDING_FORMATS or stem not in ENTITIES:
-                raise LandingError(
-                    f"{path}: not a canonical landing file. Expected <entity>.<format> with "
-                    f"entity one of {', '.join(ENTITIES)} and format one of "
-                    f"{', '.join(LANDING_FORMATS)}. Rename or remove the file."
-                )
-            if stem in seen:
-                raise LandingError(
-                    f"Batch {item.name} holds {stem} twice ({seen[stem].name} and "
-                    f"{path.name}); keep one file per entity in a batch."
-                )
-            seen[stem] = path
-            files.append(LandingFile(item.name, ENTITIES[stem], path))
-    return files
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def ingest(
@@ -190,54 +140,6 @@ def _write_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> Non
         con.unregister("_stage_map_frame")
 
 
-def _csv_header(f: LandingFile) -> list[str]:
-    """The header row, read by Python so that DuckDB never guesses it (no sniffing)."""
-    try:
-        with f.path.open(encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), None)
-    except UnicodeDecodeError as exc:
-        raise LandingError(
-            f"{f.path}: not UTF-8 ({exc.reason} near byte {exc.start}). Export the file as UTF-8."
-        ) from exc
-    if not header or not any(h.strip() for h in header):
-        raise LandingError(
-            f"{f.path}: the file is empty or has no header row. The first line must name "
-            f"the columns, e.g. {','.join(f.entity.required_columns)}."
-        )
-    return header
-
-
-def _scan_sql(f: LandingFile, header: list[str] | None = None) -> str:
-    path = str(f.path).replace("'", "''")
-    ext = f.path.name.partition(".")[2]
-    if ext == "csv":
-        columns = ", ".join(
-            "'" + h.replace("'", "''") + "': 'VARCHAR'" for h in (header or _csv_header(f))
-        )
-        return (
-            f"read_csv('{path}', auto_detect = false, header = true, delim = ',', "
-            f"quote = '\"', escape = '\"', strict_mode = true, columns = {{{columns}}})"
-        )
-    if ext == "parquet":
-        return f"read_parquet('{path}')"
-    return f"read_json('{path}', format = 'newline_delimited')"
-
-
-def _read_columns(con: duckdb.DuckDBPyConnection, f: LandingFile) -> list[str]:
-    if f.path.suffix == ".csv":
-        return _csv_header(f)
-    try:
-        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_scan_sql(f)}").fetchall()]
-    except duckdb.Error as exc:
-        raise LandingError(
-            f"{f.path}: cannot be read as {f.path.suffix[1:].upper()}: {_first_line(exc)}."
-        ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def _parse_sql(col: Column, raw: str) -> str:
     """SQL that types one raw VARCHAR value; NULL where it does not parse."""
     v = f"NULLIF(trim({raw}), '')"
@@ -260,10 +162,6 @@ def _parse_sql(col: Column, raw: str) -> str:
     raise AssertionError(col.type)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _stage_file(
     con: duckdb.DuckDBPyConnection,
     f: LandingFile,
@@ -272,7 +170,7 @@ def _stage_file(
     ingested_at: datetime,
 ) -> int:
     """Read, check and type one file into a temporary table shaped like its raw table."""
-    header = _read_columns(con, f)
+    header = read_header(con, f)
     by_name: dict[str, str] = {}
     for name in header:
         key = name.strip().lower()
@@ -288,7 +186,7 @@ def _stage_file(
         )
     extras = [by_name[k] for k in by_name if k not in f.entity.column_names]
 
-    raw = {c.name: f"CAST({_quote(by_name[c.name])} AS VARCHAR)" for c in f.entity.columns
+    raw = {c.name: f"CAST({quote_ident(by_name[c.name])} AS VARCHAR)" for c in f.entity.columns
            if c.name in by_name}  # fmt: skip
     typed, bad = [], []
     for c in f.entity.columns:
@@ -305,7 +203,8 @@ def _stage_file(
     attributes = (
         "CAST(json_object("
         + ", ".join(
-            f"'{e.replace(chr(39), chr(39) * 2)}', CAST({_quote(e)} AS VARCHAR)" for e in extras
+            f"'{e.replace(chr(39), chr(39) * 2)}', CAST({quote_ident(e)} AS VARCHAR)"
+            for e in extras
         )
         + ") AS VARCHAR)"
         if extras
@@ -326,13 +225,10 @@ def _stage_file(
         con.execute(
             f"CREATE TEMP TABLE {table} AS SELECT {', '.join(columns)}, "
             f"concat_ws(',', {', '.join(bad) or 'NULL'}) AS _unparsed "
-            f"FROM (SELECT *, row_number() OVER () AS _source_row FROM {_scan_sql(f, header)})"
+            f"FROM (SELECT *, row_number() OVER () AS _source_row FROM {scan_sql(f, header)})"
         )
     except duckdb.Error as exc:
-        raise LandingError(
-            f"{f.path}: cannot be read: {_first_line(exc)}. Fix the file (UTF-8, comma-"
-            f"separated, quoted fields closed, the same number of fields on every line)."
-        ) from exc
+        raise read_error(f, exc) from exc
     (rows, unparsed) = con.execute(
         f"SELECT count(*), count(*) FILTER (_unparsed <> '') FROM {table}"
     ).fetchone()
@@ -361,7 +257,7 @@ def _raise_on_unparseable(
         # The error path re-reads the file for the raw values; good files never pay this.
         values = con.execute(
             f"SELECT _source_row, {raw[col]} FROM (SELECT *, row_number() OVER () AS "
-            f"_source_row FROM {_scan_sql(f, header)}) WHERE _source_row IN "
+            f"_source_row FROM {scan_sql(f, header)}) WHERE _source_row IN "
             f"({', '.join(str(r) for r in example_rows)}) ORDER BY _source_row"
         ).fetchall()
         shown = "; ".join(f"row {r} {v!r}" for r, v in values)

@@ -82,7 +82,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ingestion.loader import discover
+    from ingestion.landing import discover
     from ingestion.warehouse import connect
 
     cfg = load_config(args.config).with_overrides(
