@@ -19,6 +19,7 @@ from ingestion.errors import ConfigError
 from ingestion.stages import CATEGORIES, DEFAULT_STAGES, Stage, StageMap
 
 SOURCE_KINDS = ("synthetic", "crm")
+LANDING_RULES = ("landing.freshness", "landing.volume")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,31 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class QualitySettings:
+    """The hygiene gate's policy (the `quality:` section)."""
+
+    # Rows failing a row-level ERROR rule go to quality.quarantine; past this share of a
+    # file's rows the whole batch is rejected instead (a systematic problem, not a few
+    # bad rows).
+    quarantine_max_share: float = 0.05
+    # The newest batch must be younger than this at as_of.
+    freshness_max_age_hours: float = 48.0
+    # A new batch's row count must lie within these multiples of the median of the
+    # previous batches of the same entity (checked once there are three earlier batches).
+    volume_min_ratio: float = 0.1
+    volume_max_ratio: float = 10.0
+    # Rule name → "error" | "warn", overriding the rule's default severity.
+    severity: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    # JSON lines, one alert per line; always written. Relative paths are taken from the
+    # directory of the warehouse.
+    log: Path = Path("logs/alerts.jsonl")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     source: str = "synthetic"
     landing_dir: Path = Path("data/landing")
@@ -48,6 +74,16 @@ class PipelineConfig:
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     stage_map: StageMap = field(default_factory=StageMap)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+
+    @property
+    def alert_log(self) -> Path:
+        return (
+            self.alerts.log
+            if self.alerts.log.is_absolute()
+            else (self.warehouse.parent / self.alerts.log)
+        )
 
     def with_overrides(self, **changes: Any) -> PipelineConfig:
         """The config with command-line options applied (None means: keep the file's)."""
@@ -97,6 +133,8 @@ _TOP_KEYS = {
     "schedule",
     "stages",
     "stage_labels",
+    "quality",
+    "alerts",
 }
 
 
@@ -139,7 +177,45 @@ def load_config(path: Path | None) -> PipelineConfig:
         synthetic=synthetic,
         schedule=schedule,
         stage_map=_stage_map(data, path),
+        quality=_quality(data, path),
+        alerts=AlertSettings(
+            **{
+                k: Path(v)
+                for k, v in _section(data, "alerts", AlertSettings, path, types=False).items()
+            }
+        ),
     )
+
+
+def _quality(data: dict[str, Any], path: Path) -> QualitySettings:
+    section = _section(data, "quality", QualitySettings, path, types=False)
+    values: dict[str, Any] = {}
+    for name, value in section.items():
+        if name == "severity":
+            if not isinstance(value, dict) or any(
+                str(v).lower() not in ("error", "warn") for v in value.values()
+            ):
+                raise ConfigError(
+                    f"{path}: quality.severity maps rule names to error or warn "
+                    f"(e.g. opportunities.close_date_not_before_created: warn)."
+                )
+            from ingestion.hygiene import check_severities
+
+            severities = {str(k): str(v).lower() for k, v in value.items()}
+            # The landing-level checks are not Great Expectations rules.
+            gx_rules = {k: v for k, v in severities.items() if k not in LANDING_RULES}
+            check_severities(gx_rules)
+            values[name] = severities
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{path}: quality.{name} must be a non-negative number.")
+        values[name] = float(value)
+    settings = QualitySettings(**values)
+    if settings.volume_min_ratio > settings.volume_max_ratio:
+        raise ConfigError(f"{path}: quality.volume_min_ratio is above volume_max_ratio.")
+    if settings.quarantine_max_share > 1:
+        raise ConfigError(f"{path}: quality.quarantine_max_share is a share between 0 and 1.")
+    return settings
 
 
 def _memory_limit(value: object, path: Path) -> str:
@@ -158,7 +234,9 @@ def _check_timezone(name: str, where: str) -> None:
         raise ConfigError(f"{where}: unknown time zone {name!r} (use e.g. UTC).") from exc
 
 
-def _section(data: dict[str, Any], key: str, cls: type, path: Path) -> dict[str, Any]:
+def _section(
+    data: dict[str, Any], key: str, cls: type, path: Path, *, types: bool = True
+) -> dict[str, Any]:
     section = data.get(key) or {}
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: {key} must be a mapping.")
@@ -170,6 +248,8 @@ def _section(data: dict[str, Any], key: str, cls: type, path: Path) -> dict[str,
             f"known: {', '.join(sorted(allowed))}."
         )
     for name, value in section.items():
+        if not types:
+            break
         expected = type(getattr(cls(), name))
         if not isinstance(value, expected):
             raise ConfigError(f"{path}: {key}.{name} must be a {expected.__name__}, got {value!r}.")

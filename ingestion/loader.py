@@ -1,24 +1,42 @@
-"""Load a landing directory of canonical batches into ``raw.*``.
+"""Load a landing directory of canonical batches into ``raw.*``, through the hygiene gate.
 
-Layout: ``<landing>/<batch_id>/<entity>.<csv|parquet|jsonl>``; batches are processed in
-name order. The work is set-based in DuckDB: each file is read once, typed with SQL, and
-merged into its raw table with one window query per entity.
+Batches are processed in name order, each on its own:
 
-Merge rules (DATA_MODEL.md): a row supersedes earlier rows with the same key when its
-``updated_at`` is later, ties going to the later batch (then the later row of the file);
-event entities (stage changes, activities) accumulate, one row per key. A manifest of
-ingested files (content hash) makes re-ingesting a batch a no-op.
+1. every file is read once and typed with SQL (one pass; values that do not parse
+   become NULL and are flagged);
+2. within the file, the newest version of each key is kept, and only versions newer
+   than the stored one are candidates (the rest are duplicates: nothing new);
+3. the candidates are validated with the Great Expectations suite of their entity
+   (``ingestion.hygiene``), entities in reference order so that a stage change can
+   see the opportunity of the same batch;
+4. a batch-level ERROR (a missing required column, an unmapped stage label, an
+   unreadable file, too many bad rows) rejects the whole batch: nothing of it is
+   published and it is retried on the next run. Otherwise rows failing a row-level
+   ERROR rule go to ``quality.quarantine`` with their raw values and reasons, and
+   the rest is merged into ``raw.*``;
+5. every file reconciles in ``quality.ingestion_log``: input rows = loaded +
+   quarantined + duplicates + rejected; every rule's outcome is appended to
+   ``quality.validation_results``.
+
+Merge rules (DATA_MODEL.md): a row supersedes the stored row with the same key when its
+``updated_at`` is later, ties going to the later batch, then the later row of the file;
+event entities (stage changes, activities) accumulate, one row per key. A file already
+published (same path, same content hash) is skipped, so re-running is a no-op. The whole
+run is one transaction: an error leaves the warehouse as it was.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from ingestion.errors import DataQualityError, LandingError
+from ingestion.errors import LandingError
 from ingestion.landing import (
     LandingFile,
     discover,
@@ -31,36 +49,83 @@ from ingestion.landing import (
 from ingestion.schema import (
     ENTITIES,
     LINEAGE_COLUMNS,
+    PROCESSING_ORDER,
+    REFERENCES,
     SQL_TYPES,
     Column,
     Entity,
 )
 from ingestion.stages import StageMap
-from ingestion.warehouse import RAW_SCHEMA, create_raw_tables
+from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA, create_raw_tables
 
 _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
-_EXAMPLES = 3
+
+
+@dataclass
+class FileResult:
+    """One landing file's fate in this run (one row of quality.ingestion_log)."""
+
+    file: LandingFile
+    sha256: str
+    status: str = "published"  # or "rejected"
+    input_rows: int = 0
+    loaded_rows: int = 0
+    quarantined_rows: int = 0
+    duplicate_rows: int = 0
+    rejected_rows: int = 0
+    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
 class IngestionReport:
-    """What one ingestion did, per file and per entity."""
+    """What one ingestion did."""
 
-    batches: list[str] = field(default_factory=list)
-    loaded_files: list[str] = field(default_factory=list)
+    files: list[FileResult] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
-    input_rows: dict[str, int] = field(default_factory=dict)
     table_rows: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def batches(self) -> list[str]:
+        return sorted({r.file.batch_id for r in self.files})
+
+    @property
+    def rejected_batches(self) -> dict[str, list[str]]:
+        """batch id → reasons, for every batch that was not published."""
+        rejected: dict[str, list[str]] = {}
+        for r in self.files:
+            if r.status == "rejected":
+                rejected.setdefault(r.file.batch_id, []).extend(r.reasons)
+        return rejected
+
+    def rows(self, entity: str, what: str = "input_rows") -> int:
+        return sum(getattr(r, what) for r in self.files if r.file.entity.name == entity)
+
     def __str__(self) -> str:
-        if not self.loaded_files:
+        if not self.files:
             return f"no new files ({len(self.skipped_files)} already ingested)"
-        rows = sum(self.input_rows.values())
-        return (
-            f"{len(self.loaded_files)} files from {len(self.batches)} batch(es), "
-            f"{rows:,} rows read; {len(self.skipped_files)} files already ingested"
-        )
+        published = [r for r in self.files if r.status == "published"]
+        parts = [
+            f"{len(published)} of {len(self.files)} new files published from "
+            f"{len(self.batches)} batch(es)",
+            f"{sum(r.input_rows for r in self.files):,} rows read",
+            f"{sum(r.loaded_rows for r in self.files):,} loaded",
+            f"{sum(r.quarantined_rows for r in self.files):,} quarantined",
+            f"{sum(r.duplicate_rows for r in self.files):,} duplicates",
+        ]
+        if self.rejected_batches:
+            parts.append(f"rejected batches: {', '.join(self.rejected_batches)}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A file read and typed into a temporary table (or the reason it could not be)."""
+
+    result: FileResult
+    table: str | None
+    header: list[str]
+    candidates: str | None = None
 
 
 def ingest(
@@ -70,65 +135,150 @@ def ingest(
     stage_map: StageMap | None = None,
     source: str = "crm",
     source_timezone: str = "UTC",
+    severities: Mapping[str, str] | None = None,
+    quarantine_max_share: float = 0.05,
+    run_id: str | None = None,
     ingested_at: datetime | None = None,
 ) -> IngestionReport:
-    """Ingest every batch file not ingested before; all or nothing in one transaction.
+    """Ingest every batch not published before; all or nothing in one transaction.
 
     Timestamps without an offset are read in ``source_timezone`` and stored as UTC.
+    ``severities`` overrides rules' default severities by rule name.
     """
     files = discover(landing)
     create_raw_tables(con)
     ingested_at = (ingested_at or datetime.now(UTC)).replace(tzinfo=None)
     report = IngestionReport()
-    # A file is known by where it sits and what it holds: the same bytes in another
-    # batch folder are another export (an unchanged daily file), and are recorded too.
-    known = set(
-        con.execute(f"SELECT source_file, content_sha256 FROM {RAW_SCHEMA}._manifest").fetchall()
+    # A file is known by where it sits and what it holds. Only published files count:
+    # a rejected batch is validated again on every run until it passes.
+    published = set(
+        con.execute(
+            f"SELECT source_file, content_sha256 FROM {QUALITY_SCHEMA}.ingestion_log "
+            f"WHERE status = 'published'"
+        ).fetchall()
     )
-    pending: list[tuple[LandingFile, str]] = []
+    batches: dict[str, list[tuple[LandingFile, str]]] = {}
     for f in files:
         sha = file_sha256(f.path)
-        if (f.relative, sha) in known:
+        if (f.relative, sha) in published:
             report.skipped_files.append(f.relative)
         else:
-            pending.append((f, sha))
+            batches.setdefault(f.batch_id, []).append((f, sha))
 
-    con.execute("BEGIN TRANSACTION")
-    con.execute(f"SET TimeZone = '{source_timezone.replace(chr(39), '')}'")
-    try:
-        _write_stage_map(con, stage_map or StageMap())
-        # Entity by entity, so that only one entity's new rows are held at a time.
-        for entity in ENTITIES.values():
-            files_of_entity = [(f, sha) for f, sha in pending if f.entity is entity]
-            staged = []
-            for f, sha in files_of_entity:
-                staged_table = f"_staged_{len(staged)}"
-                rows = _stage_file(con, f, staged_table, source, ingested_at)
-                staged.append(staged_table)
-                con.execute(
-                    f"INSERT INTO {RAW_SCHEMA}._manifest VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
-                    [f.batch_id, entity.name, f.relative, sha, rows, ingested_at],
-                )
-                report.input_rows[entity.name] = report.input_rows.get(entity.name, 0) + rows
-            if staged:
-                _merge(con, entity, staged)
-                for t in staged:
-                    con.execute(f"DROP TABLE {t}")
-        for f, _ in pending:
-            report.loaded_files.append(f.relative)
-            if f.batch_id not in report.batches:
-                report.batches.append(f.batch_id)
-        _record_loaded_rows(con, [f for f, _ in pending])
-        for table in (*ENTITIES, "stage_map"):
-            (count,) = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{table}").fetchone()
-            report.table_rows[table] = count
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("SET TimeZone = 'UTC'")
+    stage_map = stage_map or StageMap()
+    labels = set(stage_map.label_map())
+    context = _RunContext(
+        source=source,
+        ingested_at=ingested_at,
+        run_id=run_id or "",
+        labels=labels,
+        severities=dict(severities or {}),
+        quarantine_max_share=quarantine_max_share,
+    )
+    _write_stage_map(con, stage_map)
+    order = {name: n for n, name in enumerate(PROCESSING_ORDER)}
+    for batch_id in sorted(batches):
+        files_in_order = sorted(batches[batch_id], key=lambda fs: order[fs[0].entity.name])
+        # Reading runs outside the transaction: in DuckDB a failed statement aborts the
+        # open transaction, and a file that cannot be read must only reject its batch.
+        # Temporary tables are private to this connection, so nothing is published yet.
+        con.execute(f"SET TimeZone = '{source_timezone.replace(chr(39), '')}'")
+        try:
+            staged = [
+                _stage_file(con, f, sha, f"_staged_{n}", context)
+                for n, (f, sha) in enumerate(files_in_order)
+            ]
+        finally:
+            con.execute("SET TimeZone = 'UTC'")
+        # Each batch is published whole, with its log rows, or not at all.
+        con.execute("BEGIN TRANSACTION")
+        try:
+            results = _validate_and_publish(con, staged, context)
+            _write_log(con, results, context)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            _drop_temporaries(con, staged)
+        report.files.extend(results)
+    for table in (*ENTITIES, "stage_map"):
+        (count,) = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{table}").fetchone()
+        report.table_rows[table] = count
     return report
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    source: str
+    ingested_at: datetime
+    run_id: str
+    labels: set[str]
+    severities: dict[str, str]
+    quarantine_max_share: float
+
+
+def _validate_and_publish(
+    con: duckdb.DuckDBPyConnection, staged: list[_Staged], ctx: _RunContext
+) -> list[FileResult]:
+    """Validate one staged batch and publish it, or reject all of it."""
+    from ingestion.hygiene import validate_batch
+
+    quarantine: dict[str, list[tuple[int, list[str]]]] = {}
+    for n, s in enumerate(staged):
+        if s.table is None:
+            continue
+        entity = s.result.file.entity
+        s = staged[n] = _with_candidates(con, s)
+        frame = _validation_frame(con, entity, s)
+        outcomes = validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
+        _record_outcomes(con, s.result, outcomes, ctx)
+        bad_rows: dict[int, list[str]] = {}
+        for o in outcomes:
+            if o.success or o.severity != "error":
+                continue
+            if o.rule.level == "batch":
+                s.result.reasons.append(o.describe())
+            else:
+                for _file, row in o.unexpected_rows:
+                    bad_rows.setdefault(int(row), []).append(o.rule.name)
+        share = len(bad_rows) / s.result.input_rows if s.result.input_rows else 0.0
+        if share > ctx.quarantine_max_share:
+            s.result.reasons.append(
+                f"{s.result.file.relative}: {len(bad_rows):,} of {s.result.input_rows:,} rows "
+                f"({share:.1%}) fail row-level ERROR rules, above quality.quarantine_max_share "
+                f"({ctx.quarantine_max_share:.1%}); fix the export or raise the threshold."
+            )
+        quarantine[s.result.file.relative] = sorted(bad_rows.items())
+        # Later entities of this batch may reference these rows.
+        con.execute(f"DROP TABLE IF EXISTS _batch_{entity.name}")
+        con.execute(
+            f"CREATE TEMP TABLE _batch_{entity.name} AS SELECT * FROM {s.candidates} "
+            f"WHERE _source_row NOT IN (SELECT unnest(?::BIGINT[]))",
+            [list(bad_rows)],
+        )
+
+    reasons = [r for s in staged for r in s.result.reasons]
+    if reasons:
+        for s in staged:
+            s.result.status = "rejected"
+            s.result.loaded_rows = s.result.quarantined_rows = s.result.duplicate_rows = 0
+            s.result.rejected_rows = s.result.input_rows
+            if not s.result.reasons:
+                s.result.reasons.append("another file of this batch failed (see its reasons)")
+    else:
+        for s in staged:
+            if s.table is not None:
+                _publish(con, s, quarantine[s.result.file.relative], ctx)
+    return [s.result for s in staged]
+
+
+def _drop_temporaries(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> None:
+    for s in staged:
+        con.execute(f"DROP TABLE IF EXISTS {s.table or '_none'}")
+        con.execute(f"DROP TABLE IF EXISTS {s.table or '_none'}_candidates")
+    for name in ENTITIES:
+        con.execute(f"DROP TABLE IF EXISTS _batch_{name}")
 
 
 def _write_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> None:
@@ -163,32 +313,34 @@ def _parse_sql(col: Column, raw: str) -> str:
 
 
 def _stage_file(
-    con: duckdb.DuckDBPyConnection,
-    f: LandingFile,
-    table: str,
-    source: str,
-    ingested_at: datetime,
-) -> int:
-    """Read, check and type one file into a temporary table shaped like its raw table."""
-    header = read_header(con, f)
+    con: duckdb.DuckDBPyConnection, f: LandingFile, sha: str, table: str, ctx: _RunContext
+) -> _Staged:
+    """Read and type one file into a temporary table shaped like its raw table, plus a
+    ``<column>__parses`` flag per typed column. File-level problems reject the file."""
+    result = FileResult(f, sha)
+    try:
+        header = read_header(con, f)
+    except LandingError as exc:
+        result.reasons.append(str(exc))
+        return _Staged(result, None, [])
     by_name: dict[str, str] = {}
     for name in header:
-        key = name.strip().lower()
-        if key in by_name:
-            raise LandingError(f"{f.path}: column {key!r} appears twice in the header.")
-        by_name[key] = name
+        by_name.setdefault(name.strip().lower(), name)
     missing = [c for c in f.entity.required_columns if c not in by_name]
     if missing:
-        raise DataQualityError(
+        result.reasons.append(
             f"{f.path}: required column(s) {', '.join(missing)} missing from the header "
             f"(found: {', '.join(header) or 'none'}). Add them; the {f.entity.name} contract "
             f"is in DATA_MODEL.md."
         )
+        return _Staged(result, None, header)
     extras = [by_name[k] for k in by_name if k not in f.entity.column_names]
-
-    raw = {c.name: f"CAST({quote_ident(by_name[c.name])} AS VARCHAR)" for c in f.entity.columns
-           if c.name in by_name}  # fmt: skip
-    typed, bad = [], []
+    raw = {
+        c.name: f"CAST({quote_ident(by_name[c.name])} AS VARCHAR)"
+        for c in f.entity.columns
+        if c.name in by_name
+    }
+    typed, flags = [], []
     for c in f.entity.columns:
         if c.name not in raw:
             typed.append(f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {c.name}")
@@ -196,109 +348,38 @@ def _stage_file(
         parsed = _parse_sql(c, raw[c.name])
         typed.append(f"CAST({parsed} AS {SQL_TYPES[c.type]}) AS {c.name}")
         if c.type != "string":
-            bad.append(
-                f"CASE WHEN {parsed} IS NULL AND NULLIF(trim({raw[c.name]}), '') IS NOT NULL "
-                f"THEN '{c.name}' END"
+            flags.append(
+                f"({parsed} IS NOT NULL OR NULLIF(trim({raw[c.name]}), '') IS NULL) "
+                f"AS {c.name}__parses"
             )
-    attributes = (
-        "CAST(json_object("
-        + ", ".join(
-            f"'{e.replace(chr(39), chr(39) * 2)}', CAST({quote_ident(e)} AS VARCHAR)"
-            for e in extras
-        )
-        + ") AS VARCHAR)"
-        if extras
-        else "CAST(NULL AS VARCHAR)"
-    )
     lineage = {
-        "_source": f"'{source}'",
+        "_source": f"'{ctx.source}'",
         "_batch_id": f"'{f.batch_id}'",
         "_source_file": f"'{f.relative}'",
         "_source_row": "_source_row",
-        "_ingested_at": f"TIMESTAMP '{ingested_at.isoformat(sep=' ')}'",
-        "_attributes": attributes,
+        "_ingested_at": f"TIMESTAMP '{ctx.ingested_at.isoformat(sep=' ')}'",
+        "_attributes": _json_object(extras),
     }
-    columns = typed + [f"{lineage[name]} AS {name}" for name, _ in LINEAGE_COLUMNS]
-    # One pass over the file: typed values, lineage, and the names of the columns whose
-    # value did not parse (null when all did), so errors cost nothing on good files.
+    columns = typed + [f"{lineage[name]} AS {name}" for name, _ in LINEAGE_COLUMNS] + flags
     try:
         con.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(columns)}, "
-            f"concat_ws(',', {', '.join(bad) or 'NULL'}) AS _unparsed "
+            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(columns)} "
             f"FROM (SELECT *, row_number() OVER () AS _source_row FROM {scan_sql(f, header)})"
         )
     except duckdb.Error as exc:
-        raise read_error(f, exc) from exc
-    (rows, unparsed) = con.execute(
-        f"SELECT count(*), count(*) FILTER (_unparsed <> '') FROM {table}"
-    ).fetchone()
-    if unparsed:
-        _raise_on_unparseable(con, f, table, raw, header)
-    con.execute(f"ALTER TABLE {table} DROP COLUMN _unparsed")
-    return rows
+        result.reasons.append(str(read_error(f, exc)))
+        return _Staged(result, None, header)
+    (result.input_rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return _Staged(result, table, header)
 
 
-def _raise_on_unparseable(
-    con: duckdb.DuckDBPyConnection,
-    f: LandingFile,
-    table: str,
-    raw: dict[str, str],
-    header: list[str],
-) -> None:
-    """Name every column with values that do not parse, with counts and examples."""
-    per_column = con.execute(
-        f"""SELECT col, count(*), list(_source_row ORDER BY _source_row)[1:{_EXAMPLES}]
-            FROM (SELECT unnest(string_split(_unparsed, ',')) AS col, _source_row
-                  FROM {table} WHERE _unparsed <> '')
-            GROUP BY col ORDER BY col"""
-    ).fetchall()
-    problems = []
-    for col, count, example_rows in per_column:
-        # The error path re-reads the file for the raw values; good files never pay this.
-        values = con.execute(
-            f"SELECT _source_row, {raw[col]} FROM (SELECT *, row_number() OVER () AS "
-            f"_source_row FROM {scan_sql(f, header)}) WHERE _source_row IN "
-            f"({', '.join(str(r) for r in example_rows)}) ORDER BY _source_row"
-        ).fetchall()
-        shown = "; ".join(f"row {r} {v!r}" for r, v in values)
-        kind = f.entity.column(col).type
-        problems.append(f"column {col} ({kind}): {count} value(s) do not parse, e.g. {shown}")
-    raise DataQualityError(
-        f"{f.path}: " + " | ".join(problems) + ". Rows are numbered from 1 after the header. "
-        "Timestamps must be ISO 8601, numbers plain decimals, booleans true/false/1/0/yes/no."
+def _json_object(columns: list[str]) -> str:
+    if not columns:
+        return "CAST(NULL AS VARCHAR)"
+    pairs = ", ".join(
+        f"'{c.replace(chr(39), chr(39) * 2)}', CAST({quote_ident(c)} AS VARCHAR)" for c in columns
     )
-
-
-def _merge(con: duckdb.DuckDBPyConnection, entity: Entity, staged: list[str]) -> None:
-    """Merge new rows into raw.<entity>, touching only the keys they bring.
-
-    The newest version of each key among the new rows replaces the stored one when it is
-    newer by the supersede order; a daily batch thus costs in proportion to its size, not
-    to the size of the table.
-    """
-    target = f"{RAW_SCHEMA}.{entity.name}"
-    new_rows = " UNION ALL ".join(f"SELECT * FROM {t}" for t in staged)
-    key = ", ".join(entity.key)
-    # Rows with a missing key cannot be matched across batches; they are kept (and the
-    # hygiene suite reports them) rather than collapsed into one another.
-    null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
-    newest_first = ", ".join(f"{part} DESC" for part in _version(entity))
-    con.execute(
-        f"""CREATE TEMP TABLE _newest AS SELECT * FROM ({new_rows})
-            QUALIFY {null_key}
-                OR row_number() OVER (PARTITION BY {key} ORDER BY {newest_first}) = 1"""
-    )
-    matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
-    newer = f"row({', '.join(_version(entity, 'n.'))}) > row({', '.join(_version(entity, 't.'))})"
-    con.execute(
-        f"""CREATE TEMP TABLE _winners AS SELECT n.* FROM _newest n
-            LEFT JOIN {target} t ON {matches}
-            WHERE t.{entity.key[0]} IS NULL OR {newer}"""
-    )
-    con.execute(f"DELETE FROM {target} t USING _winners n WHERE {matches}")
-    con.execute(f"INSERT INTO {target} SELECT * FROM _winners")
-    con.execute("DROP TABLE _newest")
-    con.execute("DROP TABLE _winners")
+    return f"CAST(json_object({pairs}) AS VARCHAR)"
 
 
 def _version(entity: Entity, alias: str = "") -> list[str]:
@@ -310,15 +391,170 @@ def _version(entity: Entity, alias: str = "") -> list[str]:
     return parts
 
 
-def _record_loaded_rows(con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> None:
-    """Count, per new file, the rows that are current after the merge."""
-    for f in files:
-        (loaded,) = con.execute(
-            f"SELECT count(*) FROM {RAW_SCHEMA}.{f.entity.name} WHERE _source_file = ?",
-            [f.relative],
-        ).fetchone()
-        con.execute(
-            f"UPDATE {RAW_SCHEMA}._manifest SET loaded_rows = ?, "
-            f"superseded_rows = input_rows - ? WHERE source_file = ? AND loaded_rows IS NULL",
-            [loaded, loaded, f.relative],
+def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
+    """The rows that would change raw: newest per key in the file, newer than the stored
+    row and different from it (an identical re-export is a duplicate, not an update).
+
+    Rows with a missing key cannot be matched; they stay candidates (and fail the
+    not-null rule). Everything else that is not a candidate is a duplicate.
+    """
+    entity = s.result.file.entity
+    target = f"{RAW_SCHEMA}.{entity.name}"
+    key = ", ".join(entity.key)
+    null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
+    newest_first = ", ".join(f"{part} DESC" for part in _version(entity))
+    matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
+    newer = f"row({', '.join(_version(entity, 'n.'))}) > row({', '.join(_version(entity, 't.'))})"
+    changed = (
+        f"row({', '.join('n.' + c for c in entity.column_names)}) IS DISTINCT FROM "
+        f"row({', '.join('t.' + c for c in entity.column_names)})"
+    )
+    candidates = f"{s.table}_candidates"
+    con.execute(
+        f"""CREATE TEMP TABLE {candidates} AS
+            WITH newest AS (
+                SELECT * FROM {s.table}
+                QUALIFY {null_key}
+                    OR row_number() OVER (PARTITION BY {key} ORDER BY {newest_first}) = 1
+            )
+            SELECT n.* FROM newest n LEFT JOIN {target} t ON {matches}
+            WHERE t.{entity.key[0]} IS NULL OR ({newer} AND {changed})"""
+    )
+    (count,) = con.execute(f"SELECT count(*) FROM {candidates}").fetchone()
+    s.result.duplicate_rows = s.result.input_rows - count
+    return _Staged(s.result, s.table, s.header, candidates)
+
+
+def _validation_frame(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> Any:
+    """The candidates as pandas, with the flags the hygiene suite reads: whether each
+    reference resolves (in raw or among this batch's accepted rows), the creation time
+    of a stage change's opportunity, whether a contact's e-mail is already taken."""
+    flags = []
+    joins = []
+    for column, ref_entity, ref_key in REFERENCES.get(entity.name, ()):
+        found = [
+            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{ref_entity} r WHERE r.{ref_key} = c.{column})"
+        ]
+        if _batch_table_exists(con, ref_entity):
+            found.append(
+                f"EXISTS (SELECT 1 FROM _batch_{ref_entity} b WHERE b.{ref_key} = c.{column})"
+            )
+        flags.append(f"(c.{column} IS NULL OR {' OR '.join(found)}) AS {column}__known")
+    if entity.name == "stage_changes":
+        joins.append(
+            f"LEFT JOIN {RAW_SCHEMA}.opportunities ro ON ro.opportunity_id = c.opportunity_id"
         )
+        created = "ro.created_at"
+        if _batch_table_exists(con, "opportunities"):
+            joins.append(
+                "LEFT JOIN _batch_opportunities bo ON bo.opportunity_id = c.opportunity_id"
+            )
+            created = "coalesce(bo.created_at, ro.created_at)"
+        flags.append(f"{created} AS opportunity_created_at")
+    if entity.name == "contacts":
+        flags.append(
+            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.contacts o WHERE lower(o.email) = "
+            f"lower(c.email) AND o.contact_id <> c.contact_id) AS email__seen_before"
+        )
+    select = ", ".join(["c.*", *flags])
+    return con.execute(f"SELECT {select} FROM {s.candidates} c {' '.join(joins)}").df()
+
+
+def _batch_table_exists(con: duckdb.DuckDBPyConnection, entity: str) -> bool:
+    """Whether this batch has accepted rows of ``entity`` validated earlier."""
+    (count,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+        [f"_batch_{entity}"],
+    ).fetchone()
+    return count > 0
+
+
+def _record_outcomes(
+    con: duckdb.DuckDBPyConnection, result: FileResult, outcomes: Any, ctx: _RunContext
+) -> None:
+    rows = [
+        (
+            ctx.run_id,
+            ctx.ingested_at,
+            result.file.batch_id,
+            result.file.entity.name,
+            result.file.relative,
+            o.rule.name,
+            o.rule.expectation,
+            o.rule.column,
+            o.severity,
+            o.success,
+            o.element_count,
+            o.unexpected_count,
+            o.observed,
+            json.dumps(list(o.examples)),
+            o.describe(),
+        )
+        for o in outcomes
+    ]
+    if rows:
+        con.executemany(
+            f"INSERT INTO {QUALITY_SCHEMA}.validation_results VALUES "
+            f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def _publish(
+    con: duckdb.DuckDBPyConnection,
+    s: _Staged,
+    bad_rows: list[tuple[int, list[str]]],
+    ctx: _RunContext,
+) -> None:
+    """Quarantine the failing rows with their raw values, merge the rest into raw."""
+    f = s.result.file
+    entity = f.entity
+    if bad_rows:
+        con.execute("CREATE TEMP TABLE _bad (row BIGINT, rules VARCHAR)")
+        con.executemany(
+            "INSERT INTO _bad VALUES (?, ?)", [(row, json.dumps(rules)) for row, rules in bad_rows]
+        )
+        raw_json = _json_object(s.header)
+        con.execute(
+            f"""INSERT INTO {QUALITY_SCHEMA}.quarantine
+                SELECT '{entity.name}', '{f.batch_id}', '{f.relative}', r._source_row,
+                       r.raw_row, b.rules, ?, ?
+                FROM (SELECT row_number() OVER () AS _source_row, {raw_json} AS raw_row
+                      FROM {scan_sql(f, s.header)}) r
+                JOIN _bad b ON b.row = r._source_row""",
+            [ctx.ingested_at, ctx.run_id],
+        )
+        con.execute(f"DELETE FROM {s.candidates} WHERE _source_row IN (SELECT row FROM _bad)")
+        con.execute("DROP TABLE _bad")
+    s.result.quarantined_rows = len(bad_rows)
+    target = f"{RAW_SCHEMA}.{entity.name}"
+    columns = ", ".join([c.name for c in entity.columns] + [name for name, _ in LINEAGE_COLUMNS])
+    matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
+    con.execute(f"DELETE FROM {target} t USING {s.candidates} n WHERE {matches}")
+    con.execute(f"INSERT INTO {target} SELECT {columns} FROM {s.candidates}")
+    (s.result.loaded_rows,) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchone()
+
+
+def _write_log(con: duckdb.DuckDBPyConnection, results: list[FileResult], ctx: _RunContext) -> None:
+    con.executemany(
+        f"INSERT INTO {QUALITY_SCHEMA}.ingestion_log VALUES "
+        f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                ctx.run_id,
+                r.file.batch_id,
+                r.file.entity.name,
+                r.file.relative,
+                r.sha256,
+                r.status,
+                r.input_rows,
+                r.loaded_rows,
+                r.quarantined_rows,
+                r.duplicate_rows,
+                r.rejected_rows,
+                json.dumps(r.reasons),
+                ctx.ingested_at,
+            )
+            for r in results
+        ],
+    )

@@ -244,3 +244,25 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 LANDING_FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
+
+# Foreign keys the hygiene gate checks: entity → (column, referenced entity, its key).
+REFERENCES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "opportunities": (("account_id", "accounts", "account_id"), ("owner_id", "users", "user_id")),
+    "stage_changes": (("opportunity_id", "opportunities", "opportunity_id"),),
+    "activities": (("opportunity_id", "opportunities", "opportunity_id"),),
+    "leads": (("converted_opportunity_id", "opportunities", "opportunity_id"),),
+}
+
+# Within a batch, entities are validated so that referenced rows come first.
+PROCESSING_ORDER: tuple[str, ...] = (
+    "users",
+    "accounts",
+    "contacts",
+    "opportunities",
+    "leads",
+    "stage_changes",
+    "activities",
+    "stages",
+    "quotas",
+    "fx_rates",
+)

@@ -10,6 +10,7 @@ from ingestion.errors import WarehouseLockedError
 from ingestion.schema import ENTITIES, LINEAGE_COLUMNS, SQL_TYPES, Entity
 
 RAW_SCHEMA = "raw"
+QUALITY_SCHEMA = "quality"
 SCHEMAS = ("raw", "quality", "staging", "intermediate", "marts")
 
 
@@ -56,9 +57,31 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             source_label VARCHAR, stage VARCHAR, stage_order INTEGER,
             category VARCHAR, probability DOUBLE)"""
     )
+    create_quality_tables(con)
+
+
+def create_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The hygiene gate's records: what was loaded, quarantined, and every rule's result."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
+    # One row per landing file per run that read it: input = loaded + quarantined +
+    # duplicates + rejected (a rejected file loads nothing and says why). Doubles as the
+    # manifest of published files.
     con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}._manifest (
-            batch_id VARCHAR, entity VARCHAR, source_file VARCHAR, content_sha256 VARCHAR,
-            input_rows BIGINT, loaded_rows BIGINT, superseded_rows BIGINT,
+        f"""CREATE TABLE IF NOT EXISTS {QUALITY_SCHEMA}.ingestion_log (
+            run_id VARCHAR, batch_id VARCHAR, entity VARCHAR, source_file VARCHAR,
+            content_sha256 VARCHAR, status VARCHAR, input_rows BIGINT, loaded_rows BIGINT,
+            quarantined_rows BIGINT, duplicate_rows BIGINT, rejected_rows BIGINT, reasons JSON,
             ingested_at TIMESTAMP)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {QUALITY_SCHEMA}.quarantine (
+            entity VARCHAR, batch_id VARCHAR, source_file VARCHAR, source_row BIGINT,
+            raw_row JSON, failed_rules JSON, quarantined_at TIMESTAMP, run_id VARCHAR)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {QUALITY_SCHEMA}.validation_results (
+            run_id VARCHAR, validated_at TIMESTAMP, batch_id VARCHAR, entity VARCHAR,
+            source_file VARCHAR, rule VARCHAR, expectation VARCHAR, "column" VARCHAR,
+            severity VARCHAR, success BOOLEAN, element_count BIGINT,
+            unexpected_count BIGINT, observed VARCHAR, examples JSON, message VARCHAR)"""
     )

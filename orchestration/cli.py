@@ -106,9 +106,14 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
         result, progress = _execute(args, cfg, as_of, err)
     if result.success:
-        from orchestration.lib.summary import kpi_summary
+        from orchestration.lib.summary import kpi_summary, quality_summary
 
         print(f"{progress.passed_checks} checks passed.", file=err)
+        for line in _warnings(result):
+            print(line, file=err)
+        notes = quality_summary(cfg.warehouse.resolve(), result.run_id)
+        if notes:
+            print(notes, file=err)
         print(kpi_summary(cfg.warehouse.resolve()), file=out)
         return EXIT_OK
     code = _report_failure(result, err)
@@ -151,6 +156,18 @@ def _run_log_path(warehouse: Path) -> Path:
     logs = warehouse.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     return logs / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+
+
+def _warnings(result: Any) -> list[str]:
+    """WARN checks that failed: published, but the user should know."""
+    lines = []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed and data.severity.value == "WARN":
+                lines.append(f"warning: check {data.asset_key.to_user_string()}:{data.check_name}:")
+                lines += [f"  {line}" for line in (data.description or "").splitlines()]
+    return lines
 
 
 def _report_failure(result: object, err: TextIO) -> int:

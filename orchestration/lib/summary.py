@@ -31,6 +31,26 @@ from window_months
 """
 
 
+def quality_summary(warehouse: Path, run_id: str) -> str | None:
+    """One line on what the hygiene gate held back in this run, if anything."""
+    con = connect(warehouse, read_only=True)
+    try:
+        quarantined, rejected = con.execute(
+            "select coalesce(sum(quarantined_rows), 0), "
+            "count(*) filter (status = 'rejected') "
+            "from quality.ingestion_log where run_id = ?",
+            [run_id],
+        ).fetchone()
+    finally:
+        con.close()
+    if not quarantined and not rejected:
+        return None
+    return (
+        f"{quarantined:,} row(s) quarantined with their reasons: "
+        f"select * from quality.quarantine where run_id = '{run_id}'"
+    )
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 

@@ -18,6 +18,7 @@ Batch 2 re-exports O1's closed_won change (overlap) and repeats one row exactly.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from datetime import date, datetime
 from pathlib import Path
@@ -69,6 +70,7 @@ def built(tmp_path_factory) -> Path:
 
 
 def test_raw_layer_applies_supersede_and_dedup(built):
+    assert reconciles(built)
     assert query(
         built,
         "select opportunity_id, amount, _batch_id from raw.opportunities "
@@ -175,25 +177,70 @@ def mart_digest(warehouse: Path) -> str:
         con.close()
 
 
-def test_bad_batch_blocks_marts_and_names_the_check(built, tmp_path, capsys):
+def reconciles(warehouse: Path) -> bool:
+    """Every file of every run: input rows = loaded + quarantined + duplicates + rejected."""
+    (bad,) = query(
+        warehouse,
+        "select count(*) from quality.ingestion_log where input_rows <> "
+        "loaded_rows + quarantined_rows + duplicate_rows + rejected_rows",
+    )[0]
+    return bad == 0
+
+
+def add_batch(landing: Path, rows: str) -> None:
+    bad = landing / "2026-03-16T0000"
+    bad.mkdir()
+    (bad / "opportunities.csv").write_text("opportunity_id,created_at,stage,amount\n" + rows)
+
+
+def test_unmapped_label_rejects_the_batch_and_leaves_the_marts_untouched(built, tmp_path, capsys):
     landing = tmp_path / "landing"
     shutil.copytree(FIXTURE, landing)
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(built, warehouse)
     before = mart_digest(warehouse)
-    bad = landing / "2026-03-16T0000"
-    bad.mkdir()
-    (bad / "opportunities.csv").write_text(
-        "opportunity_id,created_at,stage,amount\n"
-        "O7,2026-03-02T00:00:00Z,Demo Booked,100\n"
-        "O8,2026-03-03T00:00:00Z,prospecting,-50\n"
+    add_batch(
+        landing,
+        "O7,2026-03-02T00:00:00Z,Demo Booked,100\nO8,2026-03-03T00:00:00Z,prospecting,-50\n",
     )
     assert run(landing, warehouse) == 1
     err = capsys.readouterr().err
-    assert "check raw/opportunities:opportunities_hygiene failed" in err
-    assert "expect_column_values_to_be_between(amount): 1 of 8 rows fail (e.g. -50.0)" in err
-    assert "expect_column_values_to_be_in_set(stage): 1 of 8 rows fail (e.g. 'Demo Booked')" in err
+    assert "blocked: check raw/opportunities:opportunities_hygiene failed" in err
+    assert "Demo Booked" in err and "stage_labels" in err
     assert mart_digest(warehouse) == before
+    assert query(
+        warehouse,
+        "select status from quality.ingestion_log where batch_id = '2026-03-16T0000'",
+    ) == [("rejected",)]
+    assert query(warehouse, "select count(*) from raw.opportunities") == [(6,)]
+    assert reconciles(warehouse)
+    alerts = [json.loads(line) for line in (tmp_path / "logs" / "alerts.jsonl").open()]
+    blocked = [a for a in alerts if a["kind"] == "check_failed"]
+    assert blocked and blocked[0]["entity"] == "opportunities"
+    assert "Demo Booked" in blocked[0]["message"]
+
+
+def test_bad_rows_are_quarantined_and_the_rest_published(built, tmp_path, capsys):
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURE, landing)
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, warehouse)
+    config = tmp_path / "crm.yaml"
+    config.write_text("quality: {quarantine_max_share: 0.5}\n")
+    add_batch(
+        landing, "O7,2026-03-02T00:00:00Z,meeting,100\nO8,2026-03-03T00:00:00Z,prospecting,-50\n"
+    )
+    assert run(landing, warehouse, "--config", str(config)) == 0
+    err = capsys.readouterr().err
+    assert "1 row(s) quarantined" in err
+    assert query(
+        warehouse, "select source_row, raw_row->>'opportunity_id' from quality.quarantine"
+    ) == [(2, "O8")]
+    assert query(
+        warehouse,
+        "select opportunity_id from marts.fct_opportunities where opportunity_id in ('O7', 'O8')",
+    ) == [("O7",)]
+    assert reconciles(warehouse)
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):

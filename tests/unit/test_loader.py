@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
-from ingestion.errors import DataQualityError, LandingError
+from ingestion.errors import LandingError
 from ingestion.loader import ingest
+from ingestion.stages import StageMap
 from ingestion.warehouse import connect
 
 OPP = "opportunity_id,created_at,stage,amount,updated_at"
@@ -105,7 +107,7 @@ def test_supersede_holds_when_batches_arrive_in_separate_runs(con, landing, batc
     ingest(con, landing)
     batch("b2", "opportunities", OPP, "o1,2026-01-01,proposal,150,2026-01-09T00:00:00Z")
     report = ingest(con, landing)
-    assert report.loaded_files == ["b2/opportunities.csv"]
+    assert [r.file.relative for r in report.files] == ["b2/opportunities.csv"]
     assert report.skipped_files == ["b1/opportunities.csv"]
     assert rows(con, "select stage, amount from raw.opportunities") == [("proposal", 150.0)]
     # A later batch re-exporting an older version does not roll the row back.
@@ -117,6 +119,7 @@ def test_supersede_holds_when_batches_arrive_in_separate_runs(con, landing, batc
 
 
 def test_stage_changes_accumulate_and_overlapping_reexports_dedupe(con, landing, batch):
+    batch("b1", "opportunities", OPP, "o1,2026-01-01,meeting,100,")
     batch(
         "b1",
         "stage_changes",
@@ -138,11 +141,19 @@ def test_stage_changes_accumulate_and_overlapping_reexports_dedupe(con, landing,
         ("meeting", datetime(2026, 1, 3)),
         ("proposal", datetime(2026, 1, 5)),
     ]
-    manifest = rows(
-        con, "select source_file, input_rows, loaded_rows from raw._manifest order by 1"
+    log = rows(
+        con,
+        "select source_file, input_rows, loaded_rows, quarantined_rows, duplicate_rows "
+        "from quality.ingestion_log order by 1",
     )
-    # b2's copy of the overlapping change is the one kept (later batch), b1 keeps two rows.
-    assert manifest == [("b1/stage_changes.csv", 3, 1), ("b2/stage_changes.csv", 2, 2)]
+    # b1: 3 rows, one an exact repeat. b2: the overlapping change is identical to the
+    # stored one, so it is a duplicate too; only proposal is new.
+    assert log == [
+        ("b1/opportunities.csv", 1, 1, 0, 0),
+        ("b1/stage_changes.csv", 3, 2, 0, 1),
+        ("b2/stage_changes.csv", 2, 1, 0, 1),
+    ]
+    assert rows(con, "select _batch_id from raw.stage_changes where stage = 'meeting'") == [("b1",)]
 
 
 def test_reingesting_is_a_no_op(con, landing, batch):
@@ -156,48 +167,81 @@ def test_reingesting_is_a_no_op(con, landing, batch):
     after = rows(con, "select * from raw.opportunities") + rows(
         con, "select * from raw.stage_changes"
     )
-    assert report.loaded_files == []
+    assert report.files == []
     assert sorted(report.skipped_files) == ["b1/opportunities.csv", "b1/stage_changes.csv"]
     assert before == after
-    assert rows(con, "select count(*) from raw._manifest") == [(2,)]
+    assert rows(con, "select count(*) from quality.ingestion_log") == [(2,)]
 
 
-def test_rows_without_an_id_are_kept_for_the_hygiene_suite(con, landing, batch):
-    batch("b1", "opportunities", OPP, ",2026-01-01,prospecting,1,", ",2026-01-02,meeting,2,")
-    ingest(con, landing)
-    assert rows(con, "select count(*) from raw.opportunities where opportunity_id is null") == [
-        (2,)
+def test_bad_rows_are_quarantined_with_raw_values_and_reasons(con, landing, batch):
+    batch(
+        "b1",
+        "opportunities",
+        OPP,
+        "o1,2026-01-01,prospecting,100,",
+        ",2026-01-02,meeting,2,",  # no id
+        "o3,yesterday,meeting,abc,",  # neither created_at nor amount parse
+        "o4,2026-01-03,meeting,-5,",  # negative amount
+    )
+    report = ingest(con, landing, quarantine_max_share=1.0)
+    assert rows(con, "select opportunity_id from raw.opportunities") == [("o1",)]
+    got = rows(
+        con,
+        "select entity, batch_id, source_file, source_row, raw_row->>'amount', failed_rules "
+        "from quality.quarantine order by source_row",
+    )
+    assert [g[:5] for g in got] == [
+        ("opportunities", "b1", "b1/opportunities.csv", 2, "2"),
+        ("opportunities", "b1", "b1/opportunities.csv", 3, "abc"),
+        ("opportunities", "b1", "b1/opportunities.csv", 4, "-5"),
+    ]
+    reasons = [json.loads(g[5]) for g in got]
+    assert any("opportunity_id" in r for r in reasons[0])
+    assert any("created_at" in r for r in reasons[1]) and any("amount" in r for r in reasons[1])
+    assert any("amount" in r for r in reasons[2])
+    # Reconciliation: 4 in = 1 loaded + 3 quarantined + 0 duplicates.
+    (result,) = report.files
+    assert (result.input_rows, result.loaded_rows, result.quarantined_rows) == (4, 1, 3)
+    assert result.duplicate_rows == 0
+
+
+def test_too_many_bad_rows_reject_the_batch_and_publish_nothing(con, landing, batch):
+    batch("b1", "opportunities", OPP, "o1,2026-01-01,prospecting,100,")
+    batch("b2", "opportunities", OPP, "o2,2026-01-01,prospecting,12,", "o3,yesterday,meeting,1,")
+    report = ingest(con, landing)  # default threshold 5%: 1 bad row of 2 is 50%
+    assert list(report.rejected_batches) == ["b2"]
+    assert "above quality.quarantine_max_share (5.0%)" in report.rejected_batches["b2"][-1]
+    assert rows(con, "select opportunity_id from raw.opportunities") == [("o1",)]
+    assert rows(con, "select count(*) from quality.quarantine") == [(0,)]
+    assert rows(con, "select source_file, status from quality.ingestion_log order by 1") == [
+        ("b1/opportunities.csv", "published"),
+        ("b2/opportunities.csv", "rejected"),
     ]
 
 
-def test_unparseable_value_names_file_row_column_and_loads_nothing(con, landing, batch):
-    batch("b1", "opportunities", OPP, "o1,2026-01-01,prospecting,100,")
-    path = batch(
-        "b2", "opportunities", OPP, "o2,2026-01-01,prospecting,12,", "o3,yesterday,meeting,abc,"
-    )
-    with pytest.raises(DataQualityError) as err:
-        ingest(con, landing)
-    message = str(err.value)
-    assert str(path) in message
-    assert (
-        "column created_at (timestamp): 1 value(s) do not parse, e.g. row 2 'yesterday'" in message
-    )
-    assert "column amount (double): 1 value(s) do not parse, e.g. row 2 'abc'" in message
-    # All or nothing: b1 was not published either, and the manifest is untouched.
-    assert rows(con, "select count(*) from raw.opportunities") == [(0,)]
-    assert rows(con, "select count(*) from raw._manifest") == [(0,)]
+def test_rejected_batch_is_retried_and_publishes_once_fixed(con, landing, batch):
+    batch("b1", "opportunities", OPP, "o1,2026-01-01,Demo Booked,100,")
+    assert list(ingest(con, landing).rejected_batches) == ["b1"]
+    assert list(ingest(con, landing).rejected_batches) == ["b1"]  # still broken: retried
+    fixed = StageMap(labels={"Demo Booked": "meeting"})
+    assert ingest(con, landing, stage_map=fixed).rejected_batches == {}
+    assert rows(con, "select stage from raw.opportunities") == [("Demo Booked",)]
 
 
-def test_missing_required_column(con, landing, batch):
+def test_missing_required_column_rejects_the_batch(con, landing, batch):
     batch("b1", "opportunities", "opportunity_id,stage", "o1,prospecting")
-    with pytest.raises(DataQualityError, match=r"required column\(s\) created_at missing"):
-        ingest(con, landing)
+    batch("b1", "stage_changes", SC, "o1,prospecting,2026-01-01T00:00:00Z")
+    report = ingest(con, landing)
+    reasons = report.rejected_batches["b1"]
+    assert any("required column(s) created_at missing from the header" in r for r in reasons)
+    # The batch is all or nothing: its good file is not published either.
+    assert rows(con, "select count(*) from raw.stage_changes") == [(0,)]
 
 
-def test_ragged_csv_is_a_clear_error(con, landing, batch):
+def test_unreadable_csv_rejects_its_batch(con, landing, batch):
     batch("b1", "opportunities", OPP, "o1,2026-01-01,prospecting,1,,extra,fields")
-    with pytest.raises(LandingError, match=r"opportunities\.csv: cannot be read"):
-        ingest(con, landing)
+    report = ingest(con, landing)
+    assert any("opportunities.csv" in r for r in report.rejected_batches["b1"])
 
 
 @pytest.mark.parametrize(

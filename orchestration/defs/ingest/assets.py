@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ingestion.landing import prepare_landing
+from ingestion.landing_checks import freshness, record, volume
 from ingestion.loader import ingest
 from ingestion.schema import ENTITIES
 from ingestion.warehouse import connect
@@ -39,6 +40,7 @@ def raw_tables(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
     generated = prepare_landing(cfg, end=as_of.date())
     if generated:
         context.log.info(f"generated synthetic landing data: {generated}")
+    quality = cfg.quality
     con = connect(cfg.warehouse, memory_limit=cfg.memory_limit)
     try:
         report = ingest(
@@ -47,7 +49,27 @@ def raw_tables(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
             stage_map=cfg.stage_map,
             source=cfg.source,
             source_timezone=cfg.source_timezone,
+            severities=quality.severity,
+            quarantine_max_share=quality.quarantine_max_share,
+            run_id=context.run_id,
         )
+        landing_outcomes = [
+            freshness(
+                con,
+                cfg.landing_dir,
+                as_of,
+                quality.freshness_max_age_hours,
+                quality.severity.get("landing.freshness", "warn"),
+            ),
+            *volume(
+                con,
+                context.run_id,
+                quality.volume_min_ratio,
+                quality.volume_max_ratio,
+                quality.severity.get("landing.volume", "warn"),
+            ),
+        ]
+        record(con, landing_outcomes, context.run_id, as_of)
     finally:
         con.close()
     context.log.info(f"ingested {cfg.landing_dir}: {report}")
@@ -56,7 +78,10 @@ def raw_tables(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
             asset_key=raw_key(name),
             metadata={
                 "dagster/row_count": report.table_rows.get(name, 0),
-                "new_input_rows": report.input_rows.get(name, 0),
+                "new_input_rows": report.rows(name),
+                "loaded_rows": report.rows(name, "loaded_rows"),
+                "quarantined_rows": report.rows(name, "quarantined_rows"),
+                "duplicate_rows": report.rows(name, "duplicate_rows"),
                 "batches": ", ".join(report.batches) or "none new",
             },
         )
