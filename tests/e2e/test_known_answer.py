@@ -171,6 +171,14 @@ def test_raw_layer_supersedes_and_deduplicates(built):
     assert query(
         built, "select count(*) from raw.activities where occurred_at <= '2026-04-15'"
     ) == [(12,)]
+    # Reconciliation per entity: input = loaded + quarantined + duplicates + rejected, with
+    # the counts above (stage changes 34 in, 3 duplicates; activities 14 in, 1 duplicate).
+    assert query(
+        built,
+        "select entity, sum(input_rows), sum(loaded_rows), sum(quarantined_rows), "
+        "sum(duplicate_rows), sum(rejected_rows) from quality.ingestion_log "
+        "where entity in ('stage_changes', 'activities') group by entity order by entity",
+    ) == [("activities", 14, 13, 0, 1, 0), ("stage_changes", 34, 31, 0, 3, 0)]
 
 
 FCT_OPPORTUNITIES_COLUMNS = [
