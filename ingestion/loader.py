@@ -429,6 +429,8 @@ def _validation_frame(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged
     """The candidates as pandas, with the flags the hygiene suite reads: whether each
     reference resolves (in raw or among this batch's accepted rows), the creation time
     of a stage change's opportunity, whether a contact's e-mail is already taken."""
+    from ingestion.hygiene import frame_columns
+
     flags = []
     joins = []
     for column, ref_entity, ref_key in REFERENCES.get(entity.name, ()):
@@ -453,11 +455,18 @@ def _validation_frame(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged
         flags.append(f"{created} AS opportunity_created_at")
     if entity.name == "contacts":
         flags.append(
-            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.contacts o WHERE lower(o.email) = "
-            f"lower(c.email) AND o.contact_id <> c.contact_id) AS email__seen_before"
+            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.contacts o WHERE lower(trim(o.email)) = "
+            f"lower(trim(c.email)) AND o.contact_id <> c.contact_id) AS email__seen_before"
         )
+    # Only the columns the rules read: at 10M rows every column held in pandas counts.
+    available = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {s.candidates}").fetchall()} | {
+        flag.rsplit(" AS ", 1)[1] for flag in flags
+    }
+    wanted = [c for c in frame_columns(entity.name) if c in available]
     select = ", ".join(["c.*", *flags])
-    return con.execute(f"SELECT {select} FROM {s.candidates} c {' '.join(joins)}").df()
+    return con.execute(
+        f"SELECT {', '.join(wanted)} FROM (SELECT {select} FROM {s.candidates} c {' '.join(joins)})"
+    ).df()
 
 
 def _batch_table_exists(con: duckdb.DuckDBPyConnection, entity: str) -> bool:

@@ -23,6 +23,7 @@ from ingestion.hygiene import (
     Outcome,
     catalog,
     check_severities,
+    frame_columns,
     mask_value,
     required_flag_columns,
     rules_for,
@@ -339,7 +340,8 @@ def test_each_rule_fails_on_its_defect(name):
     mutate, rows, examples = DEFECTS[name]
     frame = clean(rule.entity)
     mutate(frame)
-    outcomes = run(rule.entity, frame)
+    # Only the columns the rules read: proves frame_columns() is enough.
+    outcomes = run(rule.entity, frame[list(frame_columns(rule.entity))])
     assert failing(outcomes) == {name}
     o = outcomes[name]
     assert (o.success, o.severity) == (False, rule.severity)
@@ -506,6 +508,16 @@ def test_tolerant_dtypes_and_missing_optional_columns():
     assert failing(outcomes) == {"opportunities.close_date_not_before_created"}
     rows = outcomes["opportunities.close_date_not_before_created"].unexpected_rows
     assert rows == ((file_of("opportunities"), 2),)
+
+
+def test_rows_of_several_files_are_reported_in_file_and_row_order():
+    frame = pd.concat([clean("fx_rates"), clean("fx_rates")], ignore_index=True)
+    frame["currency"] = ["EUR", "EUR", "GBP", "USD", "USD", "CHF"]
+    frame["_source_file"] = ["b2/fx.csv"] * 3 + ["b1/fx.csv"] * 3
+    frame["rate_to_reporting"] = [-1.0, 1.0, -2.0, 1.0, -3.0, 1.0]
+    o = run("fx_rates", frame)["fx_rates.rate_to_reporting_positive"]
+    assert o.unexpected_rows == (("b1/fx.csv", 2), ("b2/fx.csv", 1), ("b2/fx.csv", 3))
+    assert o.examples == ("-1.0", "-2.0", "-3.0")
 
 
 def test_without_source_file_rows_are_paired_with_none():
