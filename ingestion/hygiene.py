@@ -54,7 +54,14 @@ import numpy as np
 import pandas as pd
 
 from ingestion.errors import ConfigError
-from ingestion.schema import ENTITIES, Entity
+from ingestion.schema import (
+    ACTIVITY_TYPES,
+    CHANNELS,
+    ENTITIES,
+    LEAD_STATUSES,
+    REFERENCES,
+    Entity,
+)
 from ingestion.stages import CATEGORIES, normalize_label
 from ingestion.warehouse import RAW_SCHEMA
 
@@ -82,37 +89,16 @@ Severity = Literal["error", "warn"]
 Level = Literal["row", "batch"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warn")
 
-CHANNELS = (
-    "email",
-    "social",
-    "paid",
-    "referral",
-    "event",
-    "website",
-    "outbound",
-    "partner",
-    "other",
-)
-ACTIVITY_TYPES = (
-    "email",
-    "call",
-    "meeting",
-    "demo",
-    "proposal",
-    "follow_up",
-    "onboarding",
-    "other",
-)
-LEAD_STATUSES = ("new", "working", "qualified", "disqualified", "converted")
-
 # entity → (column, referenced entity, default severity). Incremental exports may
 # reference a row that arrives in a later batch, hence warn; a stage change without its
 # opportunity cannot be placed in any funnel, hence error.
+_ERROR_REFERENCES = {("stage_changes", "opportunity_id")}
 REFERENCE_FLAGS: dict[str, tuple[tuple[str, str, Severity], ...]] = {
-    "opportunities": (("account_id", "accounts", "warn"), ("owner_id", "users", "warn")),
-    "stage_changes": (("opportunity_id", "opportunities", "error"),),
-    "activities": (("opportunity_id", "opportunities", "warn"),),
-    "leads": (("converted_opportunity_id", "opportunities", "warn"),),
+    entity: tuple(
+        (column, target, "error" if (entity, column) in _ERROR_REFERENCES else "warn")
+        for column, target, _key in refs
+    )
+    for entity, refs in REFERENCES.items()
 }
 
 EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

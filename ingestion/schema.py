@@ -245,6 +245,15 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 LANDING_FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
 
+# Value sets of the contract (DATA_MODEL.md).
+CHANNELS: tuple[str, ...] = (
+    "email", "social", "paid", "referral", "event", "website", "outbound", "partner", "other"
+)  # fmt: skip
+ACTIVITY_TYPES: tuple[str, ...] = (
+    "email", "call", "meeting", "demo", "proposal", "follow_up", "onboarding", "other"
+)  # fmt: skip
+LEAD_STATUSES: tuple[str, ...] = ("new", "working", "qualified", "disqualified", "converted")
+
 # Foreign keys the hygiene gate checks: entity → (column, referenced entity, its key).
 REFERENCES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "opportunities": (("account_id", "accounts", "account_id"), ("owner_id", "users", "user_id")),

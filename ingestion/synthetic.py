@@ -55,7 +55,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ingestion.errors import ConfigError
-from ingestion.schema import CORE_ENTITIES, ENTITIES
+from ingestion.schema import ACTIVITY_TYPES, CHANNELS, CORE_ENTITIES, ENTITIES
 from ingestion.stages import DEFAULT_STAGES
 
 __all__ = ["GenerationSummary", "batch_id_for", "generate"]
@@ -194,17 +194,7 @@ _TITLE_WEIGHT = np.array([2, 2, 2, 1, 3, 3, 2, 4, 4, 8, 6, 4, 7, 7, 6, 4, 3, 4, 
 
 # Lead channels as in DATA_MODEL.md. Converted leads lean to referral/partner, those that
 # never convert to social/paid: per-channel conversion rates differ, as in real funnels.
-_CHANNELS = (
-    "email",
-    "social",
-    "paid",
-    "referral",
-    "event",
-    "website",
-    "outbound",
-    "partner",
-    "other",
-)
+_CHANNELS = CHANNELS
 _CHANNEL_W_CONVERTED = np.array([10, 6, 12, 14, 10, 22, 14, 9, 3], dtype=float)
 _CHANNEL_W_OTHER = np.array([14, 12, 18, 5, 9, 22, 12, 5, 3], dtype=float)
 _OUTBOUND = _CHANNELS.index("outbound")
@@ -226,16 +216,7 @@ _LOST_REASONS = (
 )
 _LOST_WEIGHT = np.array([22, 20, 14, 18, 10, 8, 8], dtype=float)
 
-_ACTIVITY_TYPES = (
-    "email",
-    "call",
-    "meeting",
-    "demo",
-    "proposal",
-    "follow_up",
-    "onboarding",
-    "other",
-)
+_ACTIVITY_TYPES = ACTIVITY_TYPES
 _SUBJECTS = (
     ("Intro email", "Follow-up email", "Sent case study"),
     ("Discovery call", "Check-in call", "Pricing call"),
