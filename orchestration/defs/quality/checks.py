@@ -10,6 +10,7 @@ alert log.
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -22,6 +23,32 @@ from orchestration.lib.pipeline import PipelineResource
 
 # Freshness concerns the whole landing; it reports on opportunities, which every mart reads.
 _FRESHNESS = ("opportunities", "landing_freshness")
+
+
+_COUNTS = ("input_rows", "loaded_rows", "quarantined_rows", "duplicate_rows", "rejected_rows")
+
+
+class _RuleResult(NamedTuple):
+    entity: str
+    rule: str
+    severity: str
+    success: bool
+    unexpected_count: int
+    examples: str | None
+    message: str
+    source_file: str | None
+
+
+class _FileLog(NamedTuple):
+    entity: str
+    source_file: str
+    status: str
+    reasons: str
+    input_rows: int
+    loaded_rows: int
+    quarantined_rows: int
+    duplicate_rows: int
+    rejected_rows: int
 
 
 @dataclass(frozen=True)
@@ -62,61 +89,59 @@ def raw_hygiene(
     context: dg.AssetCheckExecutionContext, pipeline: PipelineResource
 ) -> Iterator[dg.AssetCheckResult]:
     cfg = pipeline.settings()
+    run_id = context.run.run_id
     con = connect(cfg.warehouse, read_only=True, memory_limit=cfg.memory_limit)
     try:
-        results = con.execute(
-            f"""SELECT entity, rule, severity, success, coalesce(unexpected_count, 0),
-                       examples, message, source_file
-                FROM {QUALITY_SCHEMA}.validation_results WHERE run_id = ?
-                ORDER BY entity, rule, source_file""",
-            [context.run.run_id],
-        ).fetchall()
-        files = con.execute(
-            f"""SELECT entity, status, input_rows, loaded_rows, quarantined_rows,
-                       duplicate_rows, rejected_rows, reasons, source_file
-                FROM {QUALITY_SCHEMA}.ingestion_log WHERE run_id = ? ORDER BY source_file""",
-            [context.run.run_id],
-        ).fetchall()
+        results = [
+            _RuleResult(*row)
+            for row in con.execute(
+                f"""SELECT entity, rule, severity, success, coalesce(unexpected_count, 0),
+                           examples, message, source_file
+                    FROM {QUALITY_SCHEMA}.validation_results WHERE run_id = ?
+                    ORDER BY entity, rule, source_file""",
+                [run_id],
+            ).fetchall()
+        ]
+        files = [
+            _FileLog(*row)
+            for row in con.execute(
+                f"""SELECT entity, source_file, status, reasons, {", ".join(_COUNTS)}
+                    FROM {QUALITY_SCHEMA}.ingestion_log WHERE run_id = ?
+                    ORDER BY source_file""",
+                [run_id],
+            ).fetchall()
+        ]
     finally:
         con.close()
-    status = {f[8]: f[1] for f in files}
+    rejected = {f.source_file for f in files if f.status == "rejected"}
     for entity in CORE_ENTITIES:
         # A failed ERROR rule blocks only through its batch's rejection: in a published
         # batch its rows were quarantined and the rest published, which is flagged (WARN).
         findings = [
             _Finding(
-                "error" if status.get(source_file) == "rejected" and sev == "error" else "warn",
-                msg,
-                count,
-                tuple(json.loads(ex or "[]")),
+                "error" if r.source_file in rejected and r.severity == "error" else "warn",
+                r.message,
+                r.unexpected_count,
+                tuple(json.loads(r.examples or "[]")),
             )
-            for e, rule, sev, ok, count, ex, msg, source_file in results
-            if e == entity and not ok and rule != "landing.freshness"
+            for r in results
+            if r.entity == entity and not r.success and r.rule != "landing.freshness"
         ]
-        entity_files = [f for f in files if f[0] == entity]
-        for f in entity_files:
-            if f[1] == "rejected":
-                findings += [_Finding("error", r, 0, ()) for r in json.loads(f[7])]
-        counts = {
-            name: sum(f[n] for f in entity_files)
-            for n, name in enumerate(
-                (
-                    "input_rows",
-                    "loaded_rows",
-                    "quarantined_rows",
-                    "duplicate_rows",
-                    "rejected_rows",
-                ),
-                start=2,
-            )
-        }
-        yield _result(cfg, context.run.run_id, entity, f"{entity}_hygiene", findings, counts)
+        entity_files = [f for f in files if f.entity == entity]
+        findings += [
+            _Finding("error", reason, 0, ())
+            for f in entity_files
+            if f.status == "rejected"
+            for reason in json.loads(f.reasons)
+        ]
+        counts = {name: sum(getattr(f, name) for f in entity_files) for name in _COUNTS}
+        yield _result(cfg, run_id, entity, f"{entity}_hygiene", findings, counts)
     freshness = [
-        _Finding(sev, msg, 0, ())
-        for _, rule, sev, ok, _, _, msg, _ in results
-        if rule == "landing.freshness" and not ok
+        _Finding(r.severity, r.message, 0, ())
+        for r in results
+        if r.rule == "landing.freshness" and not r.success
     ]
-    yield _result(cfg, context.run.run_id, *_FRESHNESS, freshness, {})
+    yield _result(cfg, run_id, *_FRESHNESS, freshness, {})
 
 
 def _result(
