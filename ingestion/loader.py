@@ -290,7 +290,7 @@ def _write_stage_map(con: duckdb.DuckDBPyConnection, stage_map: StageMap) -> Non
         con.unregister("_stage_map_frame")
 
 
-def _parse_sql(col: Column, raw: str) -> str:
+def parse_sql(col: Column, raw: str) -> str:
     """SQL that types one raw VARCHAR value; NULL where it does not parse."""
     v = f"NULLIF(trim({raw}), '')"
     if col.type == "string":
@@ -345,7 +345,7 @@ def _stage_file(
         if c.name not in raw:
             typed.append(f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {c.name}")
             continue
-        parsed = _parse_sql(c, raw[c.name])
+        parsed = parse_sql(c, raw[c.name])
         typed.append(f"CAST({parsed} AS {SQL_TYPES[c.type]}) AS {c.name}")
         if c.type != "string":
             flags.append(

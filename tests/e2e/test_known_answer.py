@@ -56,10 +56,8 @@ import shutil
 from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
-
-from orchestration.cli import main
+from pipeline_helpers import query, run_pipeline
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "known_answer"
 AS_OF = "2026-04-15T00:00:00Z"
@@ -79,29 +77,9 @@ def built(tmp_path_factory) -> Path:
     landing = tmp / "landing"
     shutil.copytree(FIXTURE, landing)
     warehouse = tmp / "warehouse.duckdb"
-    code = main(
-        [
-            "run",
-            "--source",
-            "crm",
-            "--landing",
-            str(landing),
-            "--warehouse",
-            str(warehouse),
-            "--as-of",
-            AS_OF,
-        ]
-    )
+    code = run_pipeline(landing, warehouse, AS_OF)
     assert code == 0
     return warehouse
-
-
-def query(warehouse: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def mart_columns(warehouse: Path, table: str) -> set[str]:

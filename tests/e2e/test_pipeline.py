@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from pipeline_helpers import query, run_pipeline
 
 from orchestration.cli import main
 
@@ -34,29 +35,8 @@ AS_OF = "2026-03-15T00:00:00Z"
 pytestmark = pytest.mark.slow
 
 
-def query(warehouse: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def run(landing: Path, warehouse: Path, *extra: str) -> int:
-    return main(
-        [
-            "run",
-            "--source",
-            "crm",
-            "--landing",
-            str(landing),
-            "--warehouse",
-            str(warehouse),
-            "--as-of",
-            AS_OF,
-            *extra,
-        ]
-    )
+    return run_pipeline(landing, warehouse, AS_OF, *extra)
 
 
 @pytest.fixture(scope="module")
