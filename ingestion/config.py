@@ -36,6 +36,26 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class SensorSettings:
+    """The Dagster sensors that watch the landing directory (`sensor:`)."""
+
+    # How often the daemon looks for new batch folders and for stale data.
+    interval_seconds: int = 60
+    # A batch folder counts as complete once none of its files changed for this long, so
+    # a run never ingests an export that is still being written.
+    settle_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries of a failed step for transient causes (`retries:`); never for bad data."""
+
+    max_retries: int = 2
+    # Seconds before the first retry; each further retry waits twice as long.
+    delay_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class QualitySettings:
     """The hygiene gate's policy (the `quality:` section)."""
 
@@ -55,9 +75,18 @@ class QualitySettings:
 
 @dataclass(frozen=True)
 class AlertSettings:
+    """Alert delivery (`alerts:`). Where alerts go beyond the log is set by environment
+    variables (CRM_ALERT_WEBHOOK_URL, CRM_SLACK_*, CRM_SMTP_*), because those hold secrets."""
+
     # JSON lines, one alert per line; always written. Relative paths are taken from the
     # directory of the warehouse.
     log: Path = Path("logs/alerts.jsonl")
+    # The same failure is delivered again only after this long (the log gets every one).
+    repeat_after_hours: float = 24.0
+    # Tries per sink and alert; the wait doubles after each failed try.
+    delivery_attempts: int = 3
+    backoff_seconds: float = 2.0
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,8 @@ class PipelineConfig:
     memory_limit: str = "4GB"
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    sensor: SensorSettings = field(default_factory=SensorSettings)
+    retries: RetrySettings = field(default_factory=RetrySettings)
     stage_map: StageMap = field(default_factory=StageMap)
     quality: QualitySettings = field(default_factory=QualitySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
@@ -84,6 +115,10 @@ class PipelineConfig:
             if self.alerts.log.is_absolute()
             else (self.warehouse.parent / self.alerts.log)
         )
+
+    @property
+    def alert_state(self) -> Path:
+        return self.alert_log.with_name(self.alert_log.stem + ".sent.json")
 
     def with_overrides(self, **changes: Any) -> PipelineConfig:
         """The config with command-line options applied (None means: keep the file's)."""
@@ -131,6 +166,8 @@ _TOP_KEYS = {
     "memory_limit",
     "synthetic",
     "schedule",
+    "sensor",
+    "retries",
     "stages",
     "stage_labels",
     "quality",
@@ -167,6 +204,14 @@ def load_config(path: Path | None) -> PipelineConfig:
     schedule = ScheduleSettings(**_section(data, "schedule", ScheduleSettings, path))
     _check_timezone(schedule.timezone, f"{path}: schedule.timezone")
     synthetic = SyntheticSettings(**_section(data, "synthetic", SyntheticSettings, path))
+    sensor = SensorSettings(**_section(data, "sensor", SensorSettings, path))
+    retries = RetrySettings(**_section(data, "retries", RetrySettings, path))
+    for where, value in {
+        **{f"sensor.{k}": v for k, v in vars(sensor).items()},
+        **{f"retries.{k}": v for k, v in vars(retries).items()},
+    }.items():
+        if value < 0 or (where == "sensor.interval_seconds" and value < 1):
+            raise ConfigError(f"{path}: {where} must be a positive number of seconds.")
     return PipelineConfig(
         source=source,
         landing_dir=Path(data.get("landing_dir", cfg.landing_dir)),
@@ -176,15 +221,28 @@ def load_config(path: Path | None) -> PipelineConfig:
         memory_limit=_memory_limit(data.get("memory_limit", cfg.memory_limit), path),
         synthetic=synthetic,
         schedule=schedule,
+        sensor=sensor,
+        retries=retries,
         stage_map=_stage_map(data, path),
         quality=_quality(data, path),
-        alerts=AlertSettings(
-            **{
-                k: Path(v)
-                for k, v in _section(data, "alerts", AlertSettings, path, types=False).items()
-            }
-        ),
+        alerts=_alerts(data, path),
     )
+
+
+def _alerts(data: dict[str, Any], path: Path) -> AlertSettings:
+    values: dict[str, Any] = {}
+    for name, value in _section(data, "alerts", AlertSettings, path, types=False).items():
+        if name == "log":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{path}: alerts.log must be a file path.")
+            values[name] = Path(value)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{path}: alerts.{name} must be a non-negative number.")
+        values[name] = int(value) if name == "delivery_attempts" else float(value)
+    if values.get("delivery_attempts", 1) < 1:
+        raise ConfigError(f"{path}: alerts.delivery_attempts must be at least 1.")
+    return AlertSettings(**values)
 
 
 def _quality(data: dict[str, Any], path: Path) -> QualitySettings:

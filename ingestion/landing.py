@@ -41,10 +41,29 @@ from ingestion.errors import LandingError
 from ingestion.schema import ENTITIES, LANDING_FORMATS, Entity
 
 
+def batch_folders(landing: Path) -> list[Path]:
+    """The batch folders of a landing directory, in name (processing) order."""
+    if not landing.is_dir():
+        return []
+    return sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
 def has_batches(landing: Path) -> bool:
-    return landing.is_dir() and any(
-        p.is_dir() and not p.name.startswith((".", "_")) for p in landing.iterdir()
-    )
+    return bool(batch_folders(landing))
+
+
+def ready_batches(landing: Path, settle_seconds: float, now: float) -> list[str]:
+    """Batches whose files have all stopped changing ``settle_seconds`` before ``now``
+    (epoch seconds): an export still being written is not ready, nor an empty folder."""
+    ready = []
+    for folder in batch_folders(landing):
+        try:
+            mtimes = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()]
+        except FileNotFoundError:  # removed while we looked
+            continue
+        if mtimes and max(mtimes) <= now - settle_seconds:
+            ready.append(folder.name)
+    return ready
 
 
 def prepare_landing(config: PipelineConfig, *, end: date) -> str | None:

@@ -139,11 +139,14 @@ def ingest(
     quarantine_max_share: float = 0.05,
     run_id: str | None = None,
     ingested_at: datetime | None = None,
+    until_batch: str | None = None,
 ) -> IngestionReport:
     """Ingest every batch not published before; all or nothing in one transaction.
 
     Timestamps without an offset are read in ``source_timezone`` and stored as UTC.
-    ``severities`` overrides rules' default severities by rule name.
+    ``severities`` overrides rules' default severities by rule name. With
+    ``until_batch``, batches after it (in name order) are left for a later run: a run
+    launched for one batch does not pick up an export still being written.
     """
     files = discover(landing)
     create_raw_tables(con)
@@ -159,6 +162,8 @@ def ingest(
     )
     batches: dict[str, list[tuple[LandingFile, str]]] = {}
     for f in files:
+        if until_batch is not None and f.batch_id > until_batch:
+            continue
         sha = file_sha256(f.path)
         if (f.relative, sha) in published:
             report.skipped_files.append(f.relative)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -14,6 +21,96 @@ QUALITY_SCHEMA = "quality"
 SCHEMAS = ("raw", "quality", "staging", "intermediate", "marts")
 
 
+class WriterLock:
+    """The right to write the warehouse, held by one run for its whole duration.
+
+    DuckDB's own file lock lasts only while a connection is open, and a run opens several
+    in turn (loader, checks, dbt); between them another writer could slip in. This
+    advisory lock beside the file spans the run. The kernel drops it when its process
+    dies, so a crashed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, warehouse: Path | str, holder: str) -> None:
+        self.warehouse = Path(warehouse).resolve()
+        self.path = self.warehouse.with_name(self.warehouse.name + ".writer.lock")
+        self.holder = holder
+        self._file: IO[str] | None = None
+
+    def acquire(
+        self, wait_seconds: float = 0, on_wait: Callable[[str], None] | None = None
+    ) -> WriterLock:
+        """Take the lock, waiting up to ``wait_seconds`` for its holder to finish."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+", encoding="utf-8")
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                other = _holder_text(fh.read())
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise WarehouseLockedError(
+                        f"The warehouse {self.warehouse} is being written by {other}. Only "
+                        f"one run may write it at a time: wait for that run to finish, then "
+                        f"try again."
+                    ) from None
+                if on_wait is not None:
+                    on_wait(other)
+                    on_wait = None  # say it once
+                time.sleep(1)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(
+            json.dumps(
+                {
+                    "holder": self.holder,
+                    "pid": os.getpid(),
+                    "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            )
+        )
+        fh.flush()
+        self._file = fh
+        _HELD[self.warehouse] = self
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            _HELD.pop(self.warehouse, None)
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> WriterLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# Writer locks this process holds: its own connections may write, nobody else's.
+_HELD: dict[Path, WriterLock] = {}
+
+
+def _holder_text(raw: str) -> str:
+    try:
+        info = json.loads(raw)
+        return f"{info['holder']} (process {info['pid']}, since {info['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def check_writable(path: Path | str) -> None:
+    """Fail fast when another process holds the writer lock of this warehouse."""
+    path = Path(path).resolve()
+    if path in _HELD:
+        return
+    WriterLock(path, "a check").acquire().release()
+
+
 def connect(
     path: Path | str, *, read_only: bool = False, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -21,6 +118,7 @@ def connect(
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(path)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:

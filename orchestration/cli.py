@@ -18,8 +18,6 @@ from ingestion.config import PipelineConfig, format_as_of, load_config, parse_as
 from ingestion.errors import ConfigError, DataQualityError, PipelineError
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
-_USAGE_ERRORS = {"ConfigError", "LandingError"}
-_QUALITY_ERRORS = {"DataQualityError"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BLOCKED
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if type(exc).__name__ in _USAGE_ERRORS else EXIT_FAILED
+        # A LandingError is the user's to fix, like a ConfigError; anything else is not.
+        return EXIT_USAGE if type(exc).__name__ == "LandingError" else EXIT_FAILED
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -98,6 +97,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not files:
             raise ConfigError(f"Landing directory {cfg.landing_dir} holds no batches.")
     connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
+    from orchestration.lib.alert_sinks import sinks_from_env
+
+    sinks_from_env(os.environ)  # a half-configured alert sink is refused before the run
     log_path = _run_log_path(cfg.warehouse)
     print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
     print(f"Full log (dbt output included): {log_path}", file=err)
@@ -114,11 +116,45 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         notes = quality_summary(cfg.warehouse.resolve(), result.run_id)
         if notes:
             print(notes, file=err)
+        _print_alerts(cfg, result.run_id, err)
         print(kpi_summary(cfg.warehouse.resolve()), file=out)
         return EXIT_OK
     code = _report_failure(result, err)
+    from orchestration.lib.alerts import send_alert
+    from orchestration.lib.run_failures import run_failure_alert
+
+    alert = run_failure_alert(result.run_id, result.job_def.name, result.all_events)
+    if alert is not None:
+        send_alert(cfg, alert)
+    _print_alerts(cfg, result.run_id, err)
     print(f"See the full log: {log_path}", file=err)
     return code
+
+
+def _print_alerts(cfg: PipelineConfig, run_id: str, err: TextIO) -> None:
+    """Say which alerts this run raised and where they went."""
+    import json
+
+    if not cfg.alert_log.exists():
+        return
+    records = []
+    with cfg.alert_log.open(encoding="utf-8") as fh:
+        for line in fh:
+            with contextlib.suppress(ValueError):  # a line cut short by a crash
+                record = json.loads(line)
+                if record.get("run_id") == run_id:
+                    records.append(record)
+    for record in records:
+        went = [
+            f"{d['sink']} {d['status']}" + (f" ({d['error']})" if d.get("error") else "")
+            for d in record["deliveries"]
+        ]
+        print(
+            f"alert: {record['title']} → alert log" + "".join(f", {w}" for w in went),
+            file=err,
+        )
+    if records:
+        print(f"Alert log: {cfg.alert_log}", file=err)
 
 
 def _execute(
@@ -160,57 +196,44 @@ def _run_log_path(warehouse: Path) -> Path:
 
 def _warnings(result: Any) -> list[str]:
     """WARN checks that failed: published, but the user should know."""
+    from orchestration.lib.run_failures import failed_checks
+
     lines = []
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data
-            if not data.passed and data.severity.value == "WARN":
-                lines.append(f"warning: check {data.asset_key.to_user_string()}:{data.check_name}:")
-                lines += [f"  {line}" for line in (data.description or "").splitlines()]
+    for check in failed_checks(result.all_events):
+        if check.severity == "WARN":
+            lines.append(f"warning: check {check.name}:")
+            lines += [f"  {line}" for line in check.description.splitlines()]
     return lines
 
 
-def _report_failure(result: object, err: TextIO) -> int:
+def _report_failure(result: Any, err: TextIO) -> int:
     """Name every failing check; otherwise the user's error behind Dagster's wrapper."""
-    failed_checks = []
-    step_errors = []
-    for event in result.all_events:  # type: ignore[attr-defined]
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data
-            if not data.passed and data.severity.value == "ERROR":
-                name = f"{data.asset_key.to_user_string()}:{data.check_name}"
-                failed_checks.append((name, data.description or ""))
-        elif event.event_type_value == "STEP_FAILURE":
-            error = event.step_failure_data.error
-            while (
-                error is not None
-                and error.cls_name
-                not in (_USAGE_ERRORS | _QUALITY_ERRORS | {"WarehouseLockedError"})
-                and error.cause is not None
-            ):
-                error = error.cause
-            if error is not None and error.cls_name != "DagsterAssetCheckFailedError":
-                message = error.message.strip()
-                # SerializableErrorInfo prefixes the message with the exception's class.
-                message = message.split(f"{error.cls_name}: ", 1)[-1]
-                step_errors.append((event.step_key, error.cls_name, message))
-    for name, description in failed_checks:
-        print(f"blocked: check {name} failed:", file=err)
-        for line in description.splitlines():
+    from orchestration.lib.run_failures import (
+        QUALITY_ERRORS,
+        USAGE_ERRORS,
+        failed_checks,
+        step_errors,
+    )
+
+    blocking = [c for c in failed_checks(result.all_events) if c.severity == "ERROR"]
+    errors = step_errors(result.all_events)
+    for check in blocking:
+        print(f"blocked: check {check.name} failed:", file=err)
+        for line in check.description.splitlines():
             print(f"  {line}", file=err)
-    for step, cls_name, message in step_errors:
-        prefix = "blocked" if cls_name in _QUALITY_ERRORS else "error"
-        print(f"{prefix}: step {step}: {message}", file=err)
-    if failed_checks:
+    for e in errors:
+        prefix = "blocked" if e.cls_name in QUALITY_ERRORS else "error"
+        print(f"{prefix}: step {e.step}: {e.message}", file=err)
+    if blocking:
         print(
             "The marts were not rebuilt; the previously published marts are unchanged.",
             file=err,
         )
         return EXIT_BLOCKED
-    classes = {cls for _, cls, _ in step_errors}
-    if classes & _QUALITY_ERRORS:
+    classes = {e.cls_name for e in errors}
+    if classes & QUALITY_ERRORS:
         return EXIT_BLOCKED
-    if classes and classes <= _USAGE_ERRORS:
+    if classes and classes <= USAGE_ERRORS:
         return EXIT_USAGE
     return EXIT_FAILED
 

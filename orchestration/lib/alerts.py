@@ -1,9 +1,37 @@
-"""Alert events. The alert log (JSON lines) is always written; delivery sinks build on it."""
+"""Alerts: what an operator must hear about, the alert log, and delivery to the sinks.
 
+Every alert is appended to the alert log (JSON lines, always on) with what happened to
+its delivery. Delivery goes to each sink configured in the environment (see
+``alert_sinks``), with retries and backoff. It never raises: a broken sink must not fail
+the pipeline it reports on. The same failure (same key) is delivered to a sink again only
+after ``alerts.repeat_after_hours``, so a failure that persists across sensor ticks or
+daily runs does not flood anyone. Secrets from the environment are redacted from
+everything written or sent.
+"""
+
+import contextlib
+import fcntl
+import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
+
+from ingestion.config import PipelineConfig
+from ingestion.errors import ConfigError
+from orchestration.lib.alert_sinks import DeliveryError, Sink, secret_values, sinks_from_env
+
+_LOG = logging.getLogger("crm_pipeline.alerts")
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -20,10 +48,158 @@ class Alert:
     examples: list[str] = field(default_factory=list)
     run_id: str | None = None
     where: str | None = None
+    # What makes two alerts "the same failure"; by default the kind, entity, check and
+    # message (not the run or the time, which differ on every repeat).
+    key: str | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
+    def dedup_key(self) -> str:
+        if self.key:
+            return self.key
+        text = "\x1f".join(str(v) for v in (self.kind, self.entity, self.check, self.message))
+        return f"{self.kind}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
-def append_alert_log(path: Path, alert: Alert) -> None:
+    def text(self) -> str:
+        """The alert as plain text, for chat and e-mail."""
+        lines = [f"[{self.severity.upper()}] {self.title}", "", self.message.strip()]
+        facts = [
+            f"{name}: {value}"
+            for name, value in (("entity", self.entity), ("check", self.check), ("rows", self.rows))
+            if value is not None
+        ]
+        if facts:
+            lines += ["", " · ".join(facts)]
+        if self.examples:
+            lines += ["", "Examples:", *(f"  - {e}" for e in self.examples)]
+        if self.where:
+            lines += ["", f"Where to look: {self.where}"]
+        if self.run_id:
+            lines.append(f"Run: {self.run_id}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "key": self.dedup_key()}
+
+
+def send_alert(
+    cfg: PipelineConfig,
+    alert: Alert,
+    *,
+    log: Log | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Log the alert and deliver it to every configured sink; returns the log record."""
+    log = log or _LOG
+    env = os.environ if env is None else env
+    secrets = secret_values(env)
+    alert = _redacted(alert, secrets)
+    settings = cfg.alerts
+    record: dict[str, Any] = {**alert.as_dict(), "deliveries": []}
+    try:
+        sinks = sinks_from_env(env)
+    except ConfigError as exc:
+        sinks = []
+        record["deliveries"].append(
+            {"sink": "configuration", "status": "failed", "error": str(exc)}
+        )
+        log.warning(f"alert sinks are misconfigured, only the alert log gets this alert: {exc}")
+    try:
+        with _delivery_state(cfg.alert_state) as state:
+            now = datetime.now(UTC)
+            window = timedelta(hours=settings.repeat_after_hours)
+            # Deliveries older than the window no longer suppress anything.
+            for key in list(state):
+                state[key] = {
+                    s: t for s, t in state[key].items() if now - datetime.fromisoformat(t) < window
+                }
+                if not state[key]:
+                    del state[key]
+            sent = state.setdefault(record["key"], {})
+            for sink in sinks:
+                last = sent.get(sink.name)
+                if last:
+                    record["deliveries"].append(
+                        {"sink": sink.name, "status": "repeat", "last_sent": last}
+                    )
+                    continue
+                outcome = _deliver(sink, alert, cfg, secrets, log)
+                record["deliveries"].append(outcome)
+                if outcome["status"] == "delivered":
+                    sent[sink.name] = now.isoformat(timespec="seconds")
+            if not sent:
+                del state[record["key"]]
+    except OSError as exc:
+        # The state file is a convenience; without it alerts still go out and get logged.
+        log.warning(f"alert delivery state {cfg.alert_state} unusable: {exc}")
+    finally:
+        _append(cfg.alert_log, record)
+    return record
+
+
+def _deliver(
+    sink: Sink, alert: Alert, cfg: PipelineConfig, secrets: list[str], log: Log
+) -> dict[str, Any]:
+    settings = cfg.alerts
+    attempts = settings.delivery_attempts
+    error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            sink.send(alert, timeout=settings.timeout_seconds)
+        except DeliveryError as exc:
+            error, retryable = redact(str(exc), secrets), exc.retryable
+        except Exception as exc:  # a sink bug must not fail the run it reports on
+            error, retryable = redact(f"{type(exc).__name__}: {exc}", secrets), True
+        else:
+            log.info(f"alert '{alert.title}' delivered to {sink.describe()}")
+            return {"sink": sink.name, "status": "delivered", "attempts": attempt}
+        final = attempt == attempts or not retryable
+        log.warning(
+            f"alert delivery to {sink.describe()} failed (try {attempt} of {attempts}): {error}"
+            + ("" if final else "; retrying")
+        )
+        if final:
+            break
+        time.sleep(settings.backoff_seconds * 2 ** (attempt - 1))
+    return {"sink": sink.name, "status": "failed", "attempts": attempt, "error": error}
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _redacted(alert: Alert, secrets: list[str]) -> Alert:
+    if not secrets:
+        return alert
+    scrub = lambda v: redact(v, secrets) if isinstance(v, str) else v  # noqa: E731
+    return replace(
+        alert,
+        title=scrub(alert.title),
+        message=scrub(alert.message),
+        where=scrub(alert.where),
+        examples=[scrub(e) for e in alert.examples],
+    )
+
+
+@contextlib.contextmanager
+def _delivery_state(path: Path) -> Iterator[dict[str, dict[str, str]]]:
+    """The delivery times per alert key, read and written under an exclusive lock: the
+    daemon's sensors, its runs and the command line may alert at the same moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except ValueError:
+            state = {}  # a damaged state file only costs a repeated alert
+        yield state
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(asdict(alert), ensure_ascii=False) + "\n")
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")

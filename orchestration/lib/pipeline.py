@@ -5,12 +5,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from ingestion.config import PipelineConfig, load_config, parse_as_of
+from ingestion.warehouse import WriterLock
 
 # A run's as_of travels as a run tag, so every step of the run (and a re-execution of it)
 # computes against the same instant.
 AS_OF_TAG = "crm/as_of"
+# The batch a sensor launched the run for: the run ingests batches up to this one only.
+BATCH_TAG = "crm/batch"
+# How long a run waits for another writer before it fails (and is retried).
+LOCK_WAIT_SECONDS = 15 * 60
 
 
 class PipelineResource(dg.ConfigurableResource):
@@ -54,3 +60,34 @@ class PipelineResource(dg.ConfigurableResource):
         record = context.instance.get_run_record_by_id(context.run_id)
         created = record.create_timestamp if record else datetime.now(UTC)
         return created.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+
+class WarehouseWriter(dg.ConfigurableResource):
+    """Holds the warehouse's writer lock from the start of a run to its end.
+
+    The job runs in one process (in-process executor), so the resource is set up once per
+    run. Steps that write or read the warehouse require it; sensors never do, so a sensor
+    tick never contends with a run.
+    """
+
+    pipeline: PipelineResource
+    _lock: WriterLock | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        lock = WriterLock(self.pipeline.settings().warehouse, f"Dagster run {context.run_id}")
+        # Dagster's run queue keeps its own runs apart; this waits out a writer from
+        # outside Dagster (a `crm-pipeline run` from a terminal) instead of failing.
+        self._lock = lock.acquire(
+            wait_seconds=LOCK_WAIT_SECONDS,
+            on_wait=lambda other: (
+                context.log
+                and context.log.warning(
+                    f"waiting for the warehouse: it is being written by {other}"
+                )
+            ),
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -4,12 +4,13 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from ingestion.errors import ConfigError, DataQualityError, LandingError
 from ingestion.landing import prepare_landing
 from ingestion.landing_checks import freshness, record, volume
 from ingestion.loader import ingest
 from ingestion.schema import ENTITIES
 from ingestion.warehouse import connect
-from orchestration.lib.pipeline import PipelineResource
+from orchestration.lib.pipeline import BATCH_TAG, PipelineResource, WarehouseWriter
 
 RAW_TABLES: tuple[str, ...] = (*ENTITIES, "stage_map")
 
@@ -34,9 +35,23 @@ def raw_key(table: str) -> dg.AssetKey:
         for name in RAW_TABLES
     ],
 )
-def raw_tables(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator:
+def raw_tables(
+    context: dg.AssetExecutionContext,
+    pipeline: PipelineResource,
+    warehouse_writer: WarehouseWriter,  # held for the whole run: no writer in between
+) -> Iterator:
+    try:
+        yield from _ingest(context, pipeline)
+    except (ConfigError, LandingError, DataQualityError) as exc:
+        # The user's to fix: trying again cannot help, so the retry policy is bypassed.
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
+def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator:
     cfg = pipeline.settings()
     as_of = pipeline.run_as_of(context)
+    # A run launched for one batch by the sensor ingests up to that batch only.
+    until_batch = context.run.tags.get(BATCH_TAG)
     generated = prepare_landing(cfg, end=as_of.date())
     if generated:
         context.log.info(f"generated synthetic landing data: {generated}")
@@ -51,7 +66,8 @@ def raw_tables(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
             source_timezone=cfg.source_timezone,
             severities=quality.severity,
             quarantine_max_share=quality.quarantine_max_share,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
+            until_batch=until_batch,
         )
         landing_outcomes = [
             freshness(
@@ -63,13 +79,13 @@ def raw_tables(context: dg.AssetExecutionContext, pipeline: PipelineResource) ->
             ),
             *volume(
                 con,
-                context.run_id,
+                context.run.run_id,
                 quality.volume_min_ratio,
                 quality.volume_max_ratio,
                 quality.severity.get("landing.volume", "warn"),
             ),
         ]
-        record(con, landing_outcomes, context.run_id, as_of)
+        record(con, landing_outcomes, context.run.run_id, as_of)
     finally:
         con.close()
     context.log.info(f"ingested {cfg.landing_dir}: {report}")

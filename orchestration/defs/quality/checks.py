@@ -18,8 +18,8 @@ from ingestion.config import PipelineConfig
 from ingestion.schema import CORE_ENTITIES
 from ingestion.warehouse import QUALITY_SCHEMA, connect
 from orchestration.defs.ingest.assets import raw_key
-from orchestration.lib.alerts import Alert, append_alert_log
-from orchestration.lib.pipeline import PipelineResource
+from orchestration.lib.alerts import Alert, send_alert
+from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
 
 # Freshness concerns the whole landing; it reports on opportunities, which every mart reads.
 _FRESHNESS = ("opportunities", "landing_freshness")
@@ -86,7 +86,9 @@ class _Finding:
     ],
 )
 def raw_hygiene(
-    context: dg.AssetCheckExecutionContext, pipeline: PipelineResource
+    context: dg.AssetCheckExecutionContext,
+    pipeline: PipelineResource,
+    warehouse_writer: WarehouseWriter,  # held for the whole run: no writer in between
 ) -> Iterator[dg.AssetCheckResult]:
     cfg = pipeline.settings()
     run_id = context.run.run_id
@@ -135,18 +137,18 @@ def raw_hygiene(
             for reason in json.loads(f.reasons)
         ]
         counts = {name: sum(getattr(f, name) for f in entity_files) for name in _COUNTS}
-        yield _result(cfg, run_id, entity, f"{entity}_hygiene", findings, counts)
+        yield _result(context, cfg, entity, f"{entity}_hygiene", findings, counts)
     freshness = [
         _Finding(r.severity, r.message, 0, ())
         for r in results
         if r.rule == "landing.freshness" and not r.success
     ]
-    yield _result(cfg, run_id, *_FRESHNESS, freshness, {})
+    yield _result(context, cfg, *_FRESHNESS, freshness, {})
 
 
 def _result(
+    context: dg.AssetCheckExecutionContext,
     cfg: PipelineConfig,
-    run_id: str,
     entity: str,
     check: str,
     findings: list[_Finding],
@@ -155,9 +157,10 @@ def _result(
     blocking = any(f.severity == "error" for f in findings)
     # Reasons repeat when several files of a rejected batch share one cause.
     description = "\n".join(dict.fromkeys(f.message for f in findings)) or None
+    run_id = context.run.run_id
     if findings:
-        append_alert_log(
-            cfg.alert_log,
+        send_alert(
+            cfg,
             Alert(
                 kind="check_failed" if blocking else "check_warning",
                 severity="error" if blocking else "warn",
@@ -177,6 +180,7 @@ def _result(
                 run_id=run_id,
                 where=f"quality.validation_results, quality.quarantine (run_id '{run_id}')",
             ),
+            log=context.log,
         )
     return dg.AssetCheckResult(
         check_name=check,

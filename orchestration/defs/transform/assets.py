@@ -9,7 +9,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from ingestion.config import format_as_of
 from orchestration.defs.transform.project import CrmDbtTranslator, dbt_project
-from orchestration.lib.pipeline import PipelineResource
+from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
 
 
 @dbt_assets(
@@ -19,7 +19,10 @@ from orchestration.lib.pipeline import PipelineResource
     name="dbt_models",
 )
 def dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    pipeline: PipelineResource,
+    warehouse_writer: WarehouseWriter,  # held for the whole run: no writer in between
 ) -> Iterator[Any]:
     cfg = pipeline.settings()
     dbt_vars = {
