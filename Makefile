@@ -25,8 +25,10 @@ $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 run: install
 	$(BIN)/crm-pipeline run
 
+# The Dagster UI and daemon (schedule, sensors, run queue) with deploy/dagster.yaml.
 dev: install
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster} ; mkdir -p $$DAGSTER_HOME ; \
+	test -f $$DAGSTER_HOME/dagster.yaml || cp deploy/dagster.yaml $$DAGSTER_HOME/ ; \
 	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
 
 test: install

@@ -242,6 +242,8 @@ def _alerts(data: dict[str, Any], path: Path) -> AlertSettings:
         values[name] = int(value) if name == "delivery_attempts" else float(value)
     if values.get("delivery_attempts", 1) < 1:
         raise ConfigError(f"{path}: alerts.delivery_attempts must be at least 1.")
+    if values.get("timeout_seconds", 1) <= 0:
+        raise ConfigError(f"{path}: alerts.timeout_seconds must be above 0.")
     return AlertSettings(**values)
 
 

@@ -29,3 +29,34 @@ def batch(landing: Path) -> Callable[..., Path]:
         return write_csv(landing / batch_id / f"{entity}.csv", header, *rows)
 
     return _write
+
+
+@pytest.fixture
+def http():
+    """A real HTTP server on 127.0.0.1 that records requests (webhook, Slack Web API)."""
+    from local_servers import HttpServer
+
+    server = HttpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_factory():
+    """smtp_factory(auth=None | (user, password), exclude=()) starts an SMTP server."""
+    from local_servers import SmtpServer
+
+    started = []
+
+    def start(auth=None, exclude=()):
+        started.append(SmtpServer(auth, exclude).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_factory):
+    return smtp_factory()

@@ -107,7 +107,7 @@ class SlackSink:
 
         kwargs = {"base_url": self.api_url} if self.api_url else {}
         # Retries are ours (with backoff and logging), not the client's.
-        client = WebClient(token=self.token, timeout=int(timeout), retry_handlers=[], **kwargs)
+        client = WebClient(token=self.token, timeout=timeout, retry_handlers=[], **kwargs)
         try:
             client.chat_postMessage(channel=self.channel, text=alert.text(), mrkdwn=False)
         except SlackApiError as exc:
@@ -175,36 +175,60 @@ class EmailSink:
 
 def sinks_from_env(env: Mapping[str, str]) -> list[Sink]:
     """The sinks the environment configures; ConfigError names a missing or bad variable."""
-    sinks: list[Sink] = []
-    url = env.get(WEBHOOK_URL, "").strip()
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"{WEBHOOK_URL} is not an http(s) URL; set it to the full URL the alerts "
-                f"are POSTed to (https://host/path)."
-            )
-        sinks.append(WebhookSink(url))
-    token, channel, api_url = (env.get(v, "").strip() for v in SLACK_VARS)
-    if token or channel:
-        missing = [
-            v for v, value in zip(SLACK_VARS[:2], (token, channel), strict=True) if not value
-        ]
-        if missing:
-            raise ConfigError(
-                f"Slack alerts need both CRM_SLACK_TOKEN and CRM_SLACK_CHANNEL; "
-                f"{' and '.join(missing)} is not set."
-            )
-        if api_url and not api_url.endswith("/"):
-            api_url += "/"
-        sinks.append(SlackSink(token, channel, api_url or None))
-    smtp = {v: env.get(v, "").strip() for v in SMTP_VARS}
-    if any(smtp.values()):
-        sinks.append(_email_sink(smtp))
+    sinks, problems = configured_sinks(env)
+    if problems:
+        raise ConfigError(" ".join(problems))
     return sinks
 
 
-def _email_sink(smtp: dict[str, str]) -> EmailSink:
+def configured_sinks(env: Mapping[str, str]) -> tuple[list[Sink], list[str]]:
+    """The sinks set up correctly, and what is wrong with the others: a half-configured
+    sink must not silence the ones that work."""
+    sinks: list[Sink] = []
+    problems: list[str] = []
+    for build in (_webhook_sink, _slack_sink, _email_sink):
+        try:
+            sink = build(env)
+        except ConfigError as exc:
+            problems.append(str(exc))
+        else:
+            if sink is not None:
+                sinks.append(sink)
+    return sinks, problems
+
+
+def _webhook_sink(env: Mapping[str, str]) -> WebhookSink | None:
+    url = env.get(WEBHOOK_URL, "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{WEBHOOK_URL} is not an http(s) URL; set it to the full URL the alerts "
+            f"are POSTed to (https://host/path)."
+        )
+    return WebhookSink(url)
+
+
+def _slack_sink(env: Mapping[str, str]) -> SlackSink | None:
+    token, channel, api_url = (env.get(v, "").strip() for v in SLACK_VARS)
+    if not (token or channel):
+        return None
+    missing = [v for v, value in zip(SLACK_VARS[:2], (token, channel), strict=True) if not value]
+    if missing:
+        raise ConfigError(
+            f"Slack alerts need both CRM_SLACK_TOKEN and CRM_SLACK_CHANNEL; "
+            f"{' and '.join(missing)} is not set."
+        )
+    if api_url and not api_url.endswith("/"):
+        api_url += "/"
+    return SlackSink(token, channel, api_url or None)
+
+
+def _email_sink(env: Mapping[str, str]) -> EmailSink | None:
+    smtp = {v: env.get(v, "").strip() for v in SMTP_VARS}
+    if not any(smtp.values()):
+        return None
     missing = [v for v in ("CRM_SMTP_HOST", "CRM_SMTP_FROM", "CRM_SMTP_TO") if not smtp[v]]
     if smtp["CRM_SMTP_USER"] and not smtp["CRM_SMTP_PASSWORD"]:
         missing.append("CRM_SMTP_PASSWORD")

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingestion.config import PipelineConfig
-from ingestion.errors import ConfigError
-from orchestration.lib.alert_sinks import DeliveryError, Sink, secret_values, sinks_from_env
+from orchestration.lib.alert_sinks import DeliveryError, Sink, configured_sinks, secret_values
 
 _LOG = logging.getLogger("crm_pipeline.alerts")
 
@@ -95,14 +94,10 @@ def send_alert(
     alert = _redacted(alert, secrets)
     settings = cfg.alerts
     record: dict[str, Any] = {**alert.as_dict(), "deliveries": []}
-    try:
-        sinks = sinks_from_env(env)
-    except ConfigError as exc:
-        sinks = []
-        record["deliveries"].append(
-            {"sink": "configuration", "status": "failed", "error": str(exc)}
-        )
-        log.warning(f"alert sinks are misconfigured, only the alert log gets this alert: {exc}")
+    sinks, problems = configured_sinks(env)
+    for problem in problems:
+        record["deliveries"].append({"sink": "configuration", "status": "failed", "error": problem})
+        log.warning(f"an alert sink is misconfigured and gets no alerts: {problem}")
     try:
         with _delivery_state(cfg.alert_state) as state:
             now = datetime.now(UTC)
@@ -170,16 +165,16 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 def _redacted(alert: Alert, secrets: list[str]) -> Alert:
+    """The alert with every secret replaced, in every text field."""
     if not secrets:
         return alert
-    scrub = lambda v: redact(v, secrets) if isinstance(v, str) else v  # noqa: E731
-    return replace(
-        alert,
-        title=scrub(alert.title),
-        message=scrub(alert.message),
-        where=scrub(alert.where),
-        examples=[scrub(e) for e in alert.examples],
-    )
+    changes: dict[str, Any] = {
+        name: redact(value, secrets)
+        for name, value in asdict(alert).items()
+        if isinstance(value, str)
+    }
+    changes["examples"] = [redact(str(e), secrets) for e in alert.examples]
+    return replace(alert, **changes)
 
 
 @contextlib.contextmanager
