@@ -51,7 +51,8 @@ class RetrySettings:
     """Retries of a failed step for transient causes (`retries:`); never for bad data."""
 
     max_retries: int = 2
-    # Seconds before the first retry; each further retry waits twice as long.
+    # Seconds before the first retry; later retries wait longer (exponential backoff:
+    # 1, 3, 7 ... times this).
     delay_seconds: int = 30
 
 

@@ -52,18 +52,24 @@ def has_batches(landing: Path) -> bool:
     return bool(batch_folders(landing))
 
 
-def ready_batches(landing: Path, settle_seconds: float, now: float) -> list[str]:
-    """Batches whose files have all stopped changing ``settle_seconds`` before ``now``
-    (epoch seconds): an export still being written is not ready, nor an empty folder."""
-    ready = []
+def settled_batches(
+    landing: Path, settle_seconds: float, now: float
+) -> tuple[list[str], list[str]]:
+    """Batches whose files all stopped changing ``settle_seconds`` before ``now`` (epoch
+    seconds), and those still being written. A folder that has stayed empty that long is
+    in neither list: it is not an export, and must not hold back the ones after it."""
+    ready, writing = [], []
     for folder in batch_folders(landing):
         try:
             mtimes = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()]
+            changed = max(mtimes, default=folder.stat().st_mtime)
         except FileNotFoundError:  # removed while we looked
             continue
-        if mtimes and max(mtimes) <= now - settle_seconds:
+        if changed > now - settle_seconds:
+            writing.append(folder.name)
+        elif mtimes:
             ready.append(folder.name)
-    return ready
+    return ready, writing
 
 
 def prepare_landing(config: PipelineConfig, *, end: date) -> str | None:

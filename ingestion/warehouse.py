@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -80,6 +81,9 @@ class WriterLock:
     def release(self) -> None:
         if self._file is not None:
             _HELD.pop(self.warehouse, None)
+            # Nobody holds it now: a later holder that is not this code must not be
+            # reported under our name.
+            self._file.truncate(0)
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
@@ -123,10 +127,13 @@ def connect(
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
+            pid = re.search(r"PID (\d+)", str(exc))
             raise WarehouseLockedError(
-                f"The warehouse {path} is held by another process (a run or a client "
-                f"with it open for writing). Wait for that run to finish or close the "
-                f"other client, then try again."
+                f"The warehouse {path} is open in another process"
+                + (f" (PID {pid[1]})" if pid else "")
+                + ": a run, or a client such as a notebook or the DuckDB CLI. DuckDB lets "
+                "only one process write, and none while another has it open. Wait for the "
+                "run to finish or close the client, then try again."
             ) from exc
         raise
     # Timestamps without an offset are read as UTC, and stored as naive UTC.

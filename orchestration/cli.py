@@ -96,10 +96,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         files = discover(cfg.landing_dir)  # fail fast on a wrong path or layout
         if not files:
             raise ConfigError(f"Landing directory {cfg.landing_dir} holds no batches.")
-    connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
     from orchestration.lib.alert_sinks import sinks_from_env
 
     sinks_from_env(os.environ)  # a half-configured alert sink is refused before the run
+    connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
     log_path = _run_log_path(cfg.warehouse)
     print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
     print(f"Full log (dbt output included): {log_path}", file=err)
@@ -166,7 +166,7 @@ def _execute(
     prepare_manifest()
     import dagster as dg
 
-    from orchestration.definitions import build_definitions
+    from orchestration.defs import build_definitions
     from orchestration.lib.pipeline import AS_OF_TAG, PipelineResource
     from orchestration.lib.progress import progress_logger
 

@@ -1,41 +1,10 @@
-"""The Dagster code location: one Definitions merged from the per-concern folders.
+"""The Dagster code location (`dagster dev`, the webserver and the daemon load this).
 
-Importing this module reads the small config file and nothing else: the dbt manifest is
-prepared ahead of time (`make`), the warehouse is opened only inside runs.
+Its settings come from the environment (CRM_CONFIG, CRM_SOURCE, CRM_LANDING_DIR,
+CRM_WAREHOUSE_PATH); everything it defines is built in ``orchestration.defs``.
 """
 
-from __future__ import annotations
-
-import dagster as dg
-
-from orchestration.defs.alerts import sensors as alerts
-from orchestration.defs.automation import jobs as automation
-from orchestration.defs.ingest import assets as ingest
-from orchestration.defs.quality import checks as quality
-from orchestration.defs.transform import assets as transform
-from orchestration.defs.transform.project import dbt_resource
-from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
-
-
-def build_definitions(
-    pipeline: PipelineResource, loggers: dict[str, dg.LoggerDefinition] | None = None
-) -> dg.Definitions:
-    cfg = pipeline.settings()
-    return dg.Definitions.merge(
-        ingest.defs,
-        quality.defs,
-        transform.defs,
-        automation.build_defs(cfg),
-        alerts.build_defs(cfg),
-        dg.Definitions(
-            resources={
-                "pipeline": pipeline,
-                "warehouse_writer": WarehouseWriter(pipeline=pipeline),
-                "dbt": dbt_resource(),
-            },
-            loggers=loggers or {},
-        ),
-    )
-
+from orchestration.defs import build_definitions
+from orchestration.lib.pipeline import PipelineResource
 
 defs = build_definitions(PipelineResource.from_env())

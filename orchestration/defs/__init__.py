@@ -1,0 +1,38 @@
+"""Everything the code location defines, merged from the per-concern folders.
+
+Building reads the small config file and nothing else: the dbt manifest is prepared ahead
+of time (`make`), the warehouse is opened only inside runs. The command line builds its
+own Definitions from its options; ``orchestration.definitions`` builds the code location's
+from the environment.
+"""
+
+import dagster as dg
+
+from orchestration.defs.alerts import sensors as alerts
+from orchestration.defs.automation import jobs as automation
+from orchestration.defs.ingest import assets as ingest
+from orchestration.defs.quality import checks as quality
+from orchestration.defs.transform import assets as transform
+from orchestration.defs.transform.project import dbt_resource
+from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
+
+
+def build_definitions(
+    pipeline: PipelineResource, loggers: dict[str, dg.LoggerDefinition] | None = None
+) -> dg.Definitions:
+    cfg = pipeline.settings()
+    return dg.Definitions.merge(
+        ingest.defs,
+        quality.defs,
+        transform.defs,
+        automation.build_defs(cfg),
+        alerts.build_defs(cfg),
+        dg.Definitions(
+            resources={
+                "pipeline": pipeline,
+                "warehouse_writer": WarehouseWriter(pipeline=pipeline),
+                "dbt": dbt_resource(),
+            },
+            loggers=loggers or {},
+        ),
+    )

@@ -127,7 +127,10 @@ def send_alert(
         # The state file is a convenience; without it alerts still go out and get logged.
         log.warning(f"alert delivery state {cfg.alert_state} unusable: {exc}")
     finally:
-        _append(cfg.alert_log, record)
+        try:
+            _append(cfg.alert_log, record)
+        except OSError as exc:
+            log.warning(f"could not write the alert log {cfg.alert_log}: {exc}")
     return record
 
 

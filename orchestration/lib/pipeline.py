@@ -57,7 +57,7 @@ class PipelineResource(dg.ConfigurableResource):
             return parse_as_of(tag, f"run tag {AS_OF_TAG}")
         if self.as_of:
             return parse_as_of(self.as_of, "as_of")
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
         created = record.create_timestamp if record else datetime.now(UTC)
         return created.astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -74,7 +74,10 @@ class WarehouseWriter(dg.ConfigurableResource):
     _lock: WriterLock | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        lock = WriterLock(self.pipeline.settings().warehouse, f"Dagster run {context.run_id}")
+        lock = WriterLock(
+            self.pipeline.settings().warehouse,
+            f"Dagster run {context.run.run_id if context.run else '?'}",
+        )
         # Dagster's run queue keeps its own runs apart; this waits out a writer from
         # outside Dagster (a `crm-pipeline run` from a terminal) instead of failing.
         self._lock = lock.acquire(

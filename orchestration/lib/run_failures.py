@@ -50,19 +50,23 @@ def failed_checks(events: Iterable[Any]) -> list[FailedCheck]:
 
 
 def step_errors(events: Iterable[Any]) -> list[StepError]:
-    """The error of each failed step, except a blocking check's (reported as a check)."""
+    """The error of each failed step, except a blocking check's (reported as a check),
+    and of a resource that could not start (e.g. the warehouse writer lock not free)."""
     found = []
     for event in events:
-        if event.event_type_value != "STEP_FAILURE":
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+        elif event.event_type_value == "RESOURCE_INIT_FAILURE":
+            error = event.event_specific_data.error
+        else:
             continue
-        error = event.step_failure_data.error
         while error is not None and error.cls_name not in _OURS and error.cause is not None:
             error = error.cause
         if error is None or error.cls_name == _CHECK_FAILED:
             continue
         # SerializableErrorInfo prefixes the message with the exception's class.
         message = error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
-        found.append(StepError(event.step_key, error.cls_name, message))
+        found.append(StepError(event.step_key or "resources", error.cls_name, message))
     return found
 
 

@@ -173,7 +173,26 @@ def add_batch(landing: Path, rows: str) -> None:
     (bad / "opportunities.csv").write_text("opportunity_id,created_at,stage,amount\n" + rows)
 
 
-def test_unmapped_label_rejects_the_batch_and_leaves_the_marts_untouched(built, tmp_path, capsys):
+def test_unmapped_label_rejects_the_batch_and_leaves_the_marts_untouched(
+    built, tmp_path, capsys, monkeypatch, http, smtp
+):
+    # Every alert sink on, each against a real server on 127.0.0.1.
+    secrets = ("/hooks/SECRET-PATH-7", "xoxb-SECRET-7", "SECRET-PASSWORD-7")
+    for name, value in {
+        "CRM_ALERT_WEBHOOK_URL": f"{http.base}{secrets[0]}",
+        "CRM_SLACK_TOKEN": secrets[1],
+        "CRM_SLACK_CHANNEL": "#crm-alerts",
+        "CRM_SLACK_API_URL": f"{http.base}/api/",
+        "CRM_SMTP_HOST": "127.0.0.1",
+        "CRM_SMTP_PORT": str(smtp.port),
+        "CRM_SMTP_SECURITY": "none",
+        "CRM_SMTP_FROM": "crm-pipeline@example.com",
+        "CRM_SMTP_TO": "data-team@example.com, revops@example.com",
+    }.items():
+        monkeypatch.setenv(name, value)
+    # The password is only a secret to keep here (this SMTP server takes no login).
+    monkeypatch.setenv("CRM_SMTP_PASSWORD", secrets[2])
+    monkeypatch.setenv("CRM_SMTP_USER", "")
     landing = tmp_path / "landing"
     shutil.copytree(FIXTURE, landing)
     warehouse = tmp_path / "warehouse.duckdb"
@@ -198,6 +217,34 @@ def test_unmapped_label_rejects_the_batch_and_leaves_the_marts_untouched(built, 
     blocked = [a for a in alerts if a["kind"] == "check_failed"]
     assert blocked and blocked[0]["entity"] == "opportunities"
     assert "Demo Booked" in blocked[0]["message"]
+    assert [(d["sink"], d["status"]) for d in blocked[0]["deliveries"]] == [
+        ("webhook", "delivered"),
+        ("slack", "delivered"),
+        ("email", "delivered"),
+    ]
+    # The terminal says where the alert went.
+    assert (
+        "alert: Data quality blocked the marts: opportunities (opportunities_hygiene) → "
+        "alert log, webhook delivered, slack delivered, email delivered" in err
+    )
+    (hook,) = [
+        r["json"] for r in http.to(secrets[0]) if r["json"]["alert"]["kind"] == "check_failed"
+    ]
+    (slack,) = [
+        r["json"] for r in http.to("/api/chat.postMessage") if "blocked" in r["json"]["text"]
+    ]
+    (mail,) = [m for m in smtp.messages if b"blocked" in m["content"]]
+    assert slack["channel"] == "#crm-alerts"
+    assert mail["to"] == ["data-team@example.com", "revops@example.com"]
+    for text in (hook["text"], slack["text"], mail["content"].decode()):
+        assert "Demo Booked" in text and "stage_labels" in text  # the reason and the fix
+        assert "entity: opportunities" in text
+    everything = [r["raw"].decode() for r in http.requests] + [
+        m["content"].decode() for m in smtp.messages
+    ]
+    everything += [err, (tmp_path / "logs" / "alerts.jsonl").read_text()]
+    for secret in secrets:
+        assert not any(secret in text for text in everything), secret
 
 
 def test_bad_rows_are_quarantined_and_the_rest_published(built, tmp_path, capsys):

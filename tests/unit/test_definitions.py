@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ingestion.schema import ENTITIES
-from orchestration.definitions import build_definitions, defs
+from orchestration.definitions import defs
+from orchestration.defs import build_definitions
 from orchestration.lib.pipeline import PipelineResource
 
 

@@ -35,7 +35,11 @@ def run_failure_alert_sensor(
         return
     records = context.instance.get_records_for_run(
         run.run_id,
-        of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.ASSET_CHECK_EVALUATION},
+        of_type={
+            dg.DagsterEventType.STEP_FAILURE,
+            dg.DagsterEventType.RESOURCE_INIT_FAILURE,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        },
     ).records
     events = [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event]
     alert = run_failure_alert(run.run_id, run.job_name, events, context.failure_event.message)

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.config import SensorSettings, format_as_of
-from ingestion.landing import batch_folders, ready_batches
+from ingestion.landing import settled_batches
 from orchestration.lib.pipeline import AS_OF_TAG, BATCH_TAG, PipelineResource
 
 # Which new batches a sensor run covers (the batch tag names the newest of them).
@@ -35,8 +35,7 @@ def landing_batch_sensor(
         # The cursor is every batch already handed to a run: exactly one run per batch,
         # whatever order batches arrive in. The run key guards a lost cursor.
         seen = set(json.loads(context.cursor)) if context.cursor else set()
-        ready = ready_batches(cfg.landing_dir, cfg.sensor.settle_seconds, time.time())
-        unsettled = sorted({f.name for f in batch_folders(cfg.landing_dir)} - set(ready))
+        ready, unsettled = settled_batches(cfg.landing_dir, cfg.sensor.settle_seconds, time.time())
         # A run ingests every batch up to its own: one still being written must come later.
         new = [b for b in ready if b not in seen and (not unsettled or b < unsettled[0])]
         if not new:

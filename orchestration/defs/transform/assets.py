@@ -31,7 +31,28 @@ def dbt_models(
         "warehouse_path": str(cfg.warehouse),
         "memory_limit": cfg.memory_limit,
     }
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    # dbt's artifacts go beside the warehouse, one folder overwritten by each run: runs on
+    # one warehouse never overlap, and nothing piles up in the repository.
+    invocation = dbt.cli(
+        ["build", "--vars", json.dumps(dbt_vars)],
+        context=context,
+        target_path=cfg.warehouse.parent / "dbt_target",
+        raise_on_error=False,
+    )
+    yield from invocation.stream()
+    if invocation.is_successful():
+        return
+    results = invocation.get_artifact("run_results.json").get("results", [])
+    failed_tests = [r["unique_id"] for r in results if r.get("status") == "fail"]
+    errors = [r for r in results if r.get("status") == "error"]
+    if failed_tests and not errors:
+        # Data that fails dbt's tests fails them again on a retry.
+        raise dg.Failure(
+            description=f"dbt tests failed: {', '.join(failed_tests)}. The models they "
+            f"test were built; the models downstream of them were skipped.",
+            allow_retries=False,
+        )
+    raise invocation.get_error() or dg.Failure("dbt build failed; see the run's dbt log.")
 
 
 defs = dg.Definitions(assets=[dbt_models])
