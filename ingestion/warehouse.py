@@ -14,7 +14,7 @@ from typing import IO
 
 import duckdb
 
-from ingestion.errors import WarehouseLockedError
+from ingestion.errors import ConfigError, WarehouseLockedError
 from ingestion.schema import ENTITIES, LINEAGE_COLUMNS, SQL_TYPES, Entity
 
 RAW_SCHEMA = "raw"
@@ -135,7 +135,10 @@ def connect(
                 "only one process write, and none while another has it open. Wait for the "
                 "run to finish or close the client, then try again."
             ) from exc
-        raise
+        raise ConfigError(
+            f"Cannot open the warehouse {path}: {str(exc).splitlines()[0]} Point "
+            f"--warehouse (or `warehouse:` in the config) at a DuckDB file, or at a new path."
+        ) from exc
     # Timestamps without an offset are read as UTC, and stored as naive UTC.
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws a progress bar on long queries; in a pipeline's logs it is noise.

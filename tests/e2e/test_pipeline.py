@@ -324,3 +324,18 @@ def test_stage_map_from_the_config_reaches_every_mart(tmp_path):
         warehouse,
         "select stage from marts.fct_stage_history where opportunity_id = 'O4'",
     ) == [("meeting",)]
+
+
+def test_a_failed_command_line_run_alerts(tmp_path, capsys, monkeypatch, http):
+    # A step that fails for a reason other than data quality: DuckDB out of memory.
+    monkeypatch.setenv("CRM_ALERT_WEBHOOK_URL", f"{http.base}/hooks/SECRET-9")
+    config = tmp_path / "crm.yaml"
+    config.write_text("memory_limit: 1MB\nretries: {max_retries: 0}\n")
+    assert run(FIXTURE, tmp_path / "warehouse.duckdb", "--config", str(config)) == 3
+    err = capsys.readouterr().err
+    assert "error: step raw_tables: Out of Memory Error" in err
+    assert "alert: Run of crm_pipeline failed → alert log, webhook delivered" in err
+    (request,) = http.to("/hooks/SECRET-9")
+    alert = request["json"]["alert"]
+    assert alert["kind"] == "run_failed"
+    assert alert["message"].startswith("step raw_tables: Out of Memory Error")

@@ -39,6 +39,7 @@ def test_file_values_and_command_line_overrides(tmp_path):
     )
     assert cfg.stage_map.label_map()["demo booked"] == "meeting"
     cfg = cfg.with_overrides(landing_dir=Path("other"), source=None)
+    assert cfg.alert_state == Path("data/logs/alerts.sent.json")
     assert (cfg.source, cfg.landing_dir) == ("crm", Path("other"))
 
 
@@ -53,6 +54,14 @@ def test_file_values_and_command_line_overrides(tmp_path):
         ("stages: [{stage: a, stage_order: 1, category: weird}]\n", "category 'weird'"),
         ("source: [unclosed\n", "crm.yaml:2:1: not valid YAML"),
         ("memory_limit: lots\n", "memory_limit 'lots' is not a size"),
+        ("sensor: {interval_seconds: 0}\n", "sensor.interval_seconds must be a positive"),
+        ("sensor: {settle: 5}\n", "unknown sensor setting(s) settle"),
+        ("retries: {max_retries: -1}\n", "retries.max_retries must be a positive"),
+        ("retries: {delay_seconds: soon}\n", "retries.delay_seconds must be a int"),
+        ("alerts: {delivery_attempts: 0}\n", "alerts.delivery_attempts must be at least 1"),
+        ("alerts: {timeout_seconds: 0}\n", "alerts.timeout_seconds must be above 0"),
+        ("alerts: {repeat_after_hours: -1}\n", "alerts.repeat_after_hours must be a non-negative"),
+        ("alerts: {webhook: 'https://x'}\n", "unknown alerts setting(s) webhook"),
     ],
 )
 def test_config_errors_say_what_and_where(tmp_path, text, message):
@@ -80,3 +89,28 @@ def test_the_example_config_in_the_repo_is_valid():
     cfg = load_config(example)
     assert cfg.source == "synthetic"
     assert cfg.stage_map.label_map()["contract sent"] == "negotiation"
+
+
+def test_automation_and_alert_settings(tmp_path):
+    cfg = load_config(
+        write(
+            tmp_path,
+            "warehouse: /srv/crm/w.duckdb\n"
+            "sensor: {interval_seconds: 15, settle_seconds: 0}\n"
+            "retries: {max_retries: 0, delay_seconds: 5}\n"
+            "alerts: {log: /var/log/crm/alerts.jsonl, repeat_after_hours: 6, "
+            "delivery_attempts: 5, backoff_seconds: 0.5, timeout_seconds: 3}\n",
+        )
+    )
+    assert (cfg.sensor.interval_seconds, cfg.sensor.settle_seconds) == (15, 0)
+    assert (cfg.retries.max_retries, cfg.retries.delay_seconds) == (0, 5)
+    a = cfg.alerts
+    assert (a.repeat_after_hours, a.delivery_attempts, a.backoff_seconds, a.timeout_seconds) == (
+        6.0,
+        5,
+        0.5,
+        3.0,
+    )
+    # An absolute alert log stays where it is; the delivery state goes beside it.
+    assert cfg.alert_log == Path("/var/log/crm/alerts.jsonl")
+    assert cfg.alert_state == Path("/var/log/crm/alerts.sent.json")
