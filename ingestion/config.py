@@ -18,7 +18,28 @@ import yaml
 from ingestion.errors import ConfigError
 from ingestion.stages import CATEGORIES, DEFAULT_STAGES, Stage, StageMap
 
-SOURCE_KINDS = ("synthetic", "crm")
+SOURCE_KINDS = ("synthetic", "crm", "salesforce", "hubspot", "pipedrive", "mapping")
+DATE_ORDERS = ("mdy", "dmy")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source of a deployment: what kind of export, where it lands, how to read it."""
+
+    name: str  # on every row (_source); CRM adapters put it in front of every id
+    kind: str  # one of SOURCE_KINDS
+    landing_dir: Path
+    mapping: Path | None = None  # the mapping file (kind mapping)
+    date_order: str = "mdy"  # how report-style dates like 02/03/26 are read
+    # Every export holds every record: one missing from a later batch was deleted.
+    full_export: bool = False
+
+    @property
+    def is_adapter(self) -> bool:
+        """A CRM's own export format, converted to the canonical landing before loading."""
+        return self.kind not in ("synthetic", "crm")
+
+
 LANDING_RULES = ("landing.freshness", "landing.volume")
 
 
@@ -92,8 +113,14 @@ class AlertSettings:
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    # synthetic | crm | salesforce | hubspot | pipedrive | mapping:FILE
     source: str = "synthetic"
     landing_dir: Path = Path("data/landing")
+    # Report-style dates (02/03/26): month first (mdy) or day first (dmy).
+    date_order: str = "mdy"
+    full_export: bool = False
+    # `sources:` in the file: several sources into one warehouse (replaces source/landing_dir).
+    source_list: tuple[SourceSpec, ...] = ()
     warehouse: Path = Path("data/warehouse.duckdb")
     # Time zone of source timestamps that carry no offset.
     source_timezone: str = "UTC"
@@ -115,6 +142,23 @@ class PipelineConfig:
             self.alerts.log
             if self.alerts.log.is_absolute()
             else (self.warehouse.parent / self.alerts.log)
+        )
+
+    @property
+    def sources(self) -> tuple[SourceSpec, ...]:
+        """Every source this deployment loads, in order."""
+        if self.source_list:
+            return self.source_list
+        kind, _, mapping = self.source.partition(":")
+        return (
+            SourceSpec(
+                name=kind,
+                kind=kind,
+                landing_dir=self.landing_dir,
+                mapping=Path(mapping) if mapping else None,
+                date_order=self.date_order,
+                full_export=self.full_export,
+            ),
         )
 
     @property
@@ -152,10 +196,14 @@ def format_as_of(value: datetime) -> str:
 
 
 def _check_source(kind: str, where: str) -> None:
-    if kind not in SOURCE_KINDS:
+    name, _, mapping = kind.partition(":")
+    if name not in SOURCE_KINDS or (name == "mapping") != bool(mapping):
         raise ConfigError(
-            f"{where}: unknown source {kind!r}; choose one of {', '.join(SOURCE_KINDS)}."
+            f"{where}: unknown source {kind!r}; choose one of synthetic, crm, salesforce, "
+            f"hubspot, pipedrive, or mapping:FILE (FILE: your mapping YAML)."
         )
+    if mapping and not Path(mapping).is_file():
+        raise ConfigError(f"{where}: the mapping file {mapping} does not exist.")
 
 
 _TOP_KEYS = {
@@ -165,6 +213,9 @@ _TOP_KEYS = {
     "source_timezone",
     "reporting_currency",
     "memory_limit",
+    "date_order",
+    "full_export",
+    "sources",
     "synthetic",
     "schedule",
     "sensor",
@@ -213,9 +264,18 @@ def load_config(path: Path | None) -> PipelineConfig:
     }.items():
         if value < 0 or (where == "sensor.interval_seconds" and value < 1):
             raise ConfigError(f"{path}: {where} must be a positive number of seconds.")
+    date_order = str(data.get("date_order", cfg.date_order))
+    if date_order not in DATE_ORDERS:
+        raise ConfigError(f"{path}: date_order must be mdy or dmy, not {date_order!r}.")
+    full_export = data.get("full_export", False)
+    if not isinstance(full_export, bool):
+        raise ConfigError(f"{path}: full_export must be true or false.")
     return PipelineConfig(
         source=source,
         landing_dir=Path(data.get("landing_dir", cfg.landing_dir)),
+        date_order=date_order,
+        full_export=full_export,
+        source_list=_sources(data, path),
         warehouse=Path(data.get("warehouse", cfg.warehouse)),
         source_timezone=tz,
         reporting_currency=str(data.get("reporting_currency", cfg.reporting_currency)),
@@ -228,6 +288,52 @@ def load_config(path: Path | None) -> PipelineConfig:
         quality=_quality(data, path),
         alerts=_alerts(data, path),
     )
+
+
+_SOURCE_KEYS = {"name", "kind", "landing_dir", "mapping", "date_order", "full_export"}
+
+
+def _sources(data: dict[str, Any], path: Path) -> tuple[SourceSpec, ...]:
+    """``sources:``: several sources loading into one warehouse."""
+    if "sources" not in data:
+        return ()
+    raw = data["sources"]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{path}: sources must be a non-empty list.")
+    specs = []
+    for i, item in enumerate(raw, start=1):
+        where = f"{path}: sources[{i}]"
+        if not isinstance(item, dict) or not {"name", "kind", "landing_dir"} <= set(item):
+            raise ConfigError(f"{where} needs name, kind and landing_dir.")
+        unknown = sorted(set(item) - _SOURCE_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}.")
+        name, kind = str(item["name"]), str(item["kind"])
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ConfigError(f"{where}: name {name!r} must be lower case letters, digits, _.")
+        if kind not in SOURCE_KINDS or kind == "synthetic":
+            raise ConfigError(
+                f"{where}: kind {kind!r} is not one of "
+                f"crm, salesforce, hubspot, pipedrive, mapping."
+            )
+        mapping = Path(item["mapping"]) if item.get("mapping") else None
+        if (kind == "mapping") != (mapping is not None):
+            raise ConfigError(f"{where}: a mapping file goes with kind mapping, and only with it.")
+        if mapping is not None and not mapping.is_file():
+            raise ConfigError(f"{where}: the mapping file {mapping} does not exist.")
+        date_order = str(item.get("date_order", "mdy"))
+        if date_order not in DATE_ORDERS:
+            raise ConfigError(f"{where}: date_order must be mdy or dmy.")
+        specs.append(
+            SourceSpec(
+                name, kind, Path(item["landing_dir"]), mapping, date_order,
+                bool(item.get("full_export", False)),
+            )
+        )  # fmt: skip
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: every source needs its own name.")
+    return tuple(specs)
 
 
 def _alerts(data: dict[str, Any], path: Path) -> AlertSettings:

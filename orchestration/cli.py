@@ -40,7 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="ingest, check and build every mart")
     run.add_argument("--config", type=Path, help="YAML configuration file")
-    run.add_argument("--source", help="synthetic (default) or crm (a canonical landing dir)")
+    run.add_argument(
+        "--source",
+        help="synthetic (default), crm (canonical landing), salesforce, hubspot, pipedrive, "
+        "or mapping:FILE (any CSVs, described by your mapping file)",
+    )
     run.add_argument("--landing", type=Path, help="landing directory (default data/landing)")
     run.add_argument("--warehouse", type=Path, help="DuckDB file (default data/warehouse.duckdb)")
     run.add_argument("--as-of", help="compute the marts as of this UTC timestamp (default now)")
@@ -81,7 +85,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ingestion.landing import discover
+    from ingestion.landing import discover, has_batches
     from ingestion.warehouse import connect
 
     cfg = load_config(args.config).with_overrides(
@@ -92,10 +96,15 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.as_of
         else datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     )
-    if cfg.source != "synthetic":
-        files = discover(cfg.landing_dir)  # fail fast on a wrong path or layout
-        if not files:
-            raise ConfigError(f"Landing directory {cfg.landing_dir} holds no batches.")
+    for spec in cfg.sources:  # fail fast on a wrong path or layout
+        if spec.kind == "crm" and not discover(spec.landing_dir):
+            raise ConfigError(f"Landing directory {spec.landing_dir} holds no batches.")
+        if spec.is_adapter and not has_batches(spec.landing_dir):
+            raise ConfigError(
+                f"Landing directory {spec.landing_dir} holds no batch folders; put each "
+                f"{spec.kind} export in a folder of its own: "
+                f"{spec.landing_dir}/<batch_id>/<export files>.csv."
+            )
     from orchestration.lib.alert_sinks import sinks_from_env
 
     sinks_from_env(os.environ)  # a half-configured alert sink is refused before the run

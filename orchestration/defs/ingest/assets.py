@@ -7,8 +7,8 @@ import dagster as dg
 from ingestion.errors import ConfigError, DataQualityError, LandingError
 from ingestion.landing import prepare_landing
 from ingestion.landing_checks import freshness, record, volume
-from ingestion.loader import ingest
 from ingestion.schema import ENTITIES
+from ingestion.sources import ingest_sources
 from ingestion.warehouse import connect
 from orchestration.lib.pipeline import BATCH_TAG, PipelineResource, WarehouseWriter
 
@@ -58,16 +58,8 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
     quality = cfg.quality
     con = connect(cfg.warehouse, memory_limit=cfg.memory_limit)
     try:
-        report = ingest(
-            con,
-            cfg.landing_dir,
-            stage_map=cfg.stage_map,
-            source=cfg.source,
-            source_timezone=cfg.source_timezone,
-            severities=quality.severity,
-            quarantine_max_share=quality.quarantine_max_share,
-            run_id=context.run.run_id,
-            until_batch=until_batch,
+        report = ingest_sources(
+            con, cfg, run_id=context.run.run_id, until_batch=until_batch, log=context.log.info
         )
         landing_outcomes = [
             freshness(
@@ -88,7 +80,6 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
         record(con, landing_outcomes, context.run.run_id, as_of)
     finally:
         con.close()
-    context.log.info(f"ingested {cfg.landing_dir}: {report}")
     for name in RAW_TABLES:
         yield dg.MaterializeResult(
             asset_key=raw_key(name),

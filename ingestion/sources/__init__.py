@@ -1,0 +1,177 @@
+"""Source adapters: a CRM's own export files → the canonical landing the loader reads.
+
+Each adapter is one module (``salesforce``, ``hubspot``, ``pipedrive``, ``mapping``) with
+``convert(batch, spec) -> Conversion`` and ``DEFAULT_STAGE_LABELS``. ``convert_landing``
+runs an adapter over every batch folder of a source's landing directory and writes the
+canonical files, one folder per batch, under the warehouse's directory; the loader then
+ingests those like any canonical landing (validation, quarantine, supersede, lineage).
+
+A batch is converted once: its canonical folder records a fingerprint of the export
+files (names, sizes, modification times) and of the adapter's settings, and is converted
+again only when they change. Its ids are namespaced by the source's name
+(``salesforce:0065g00000AbCdE``), so several CRMs can load into one warehouse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import duckdb
+
+from ingestion.config import PipelineConfig, SourceSpec
+from ingestion.errors import ConfigError
+from ingestion.landing import batch_folders
+from ingestion.loader import IngestionReport, ingest
+from ingestion.schema import ENTITIES
+from ingestion.sources.export import Conversion, ExportBatch, quote, sql_str
+from ingestion.stages import StageMap
+
+ADAPTERS = ("salesforce", "hubspot", "pipedrive", "mapping")
+# Bumped when an adapter's output changes, so converted batches are converted again.
+CONVERTER_VERSION = "1"
+_FINGERPRINT = ".fingerprint"
+NOTES_FILE = "_conversion.json"  # "_" files are not landing files to the loader
+
+
+def adapter(kind: str) -> ModuleType:
+    if kind not in ADAPTERS:
+        raise ConfigError(f"unknown source kind {kind!r}; choose one of {', '.join(ADAPTERS)}.")
+    return importlib.import_module(f"ingestion.sources.{kind}")
+
+
+def default_stage_labels(spec: SourceSpec) -> dict[str, str]:
+    """The adapter's mapping of its CRM's standard stage labels (the config's win)."""
+    if not spec.is_adapter:
+        return {}
+    module = adapter(spec.kind)
+    if spec.kind == "mapping":
+        return module.stage_labels(spec)
+    return dict(module.DEFAULT_STAGE_LABELS)
+
+
+def converted_dir(warehouse: Path, spec: SourceSpec) -> Path:
+    """Where a source's canonical batches are written: beside the warehouse."""
+    return warehouse.parent / "converted" / spec.name
+
+
+def convert_landing(spec: SourceSpec, out_root: Path) -> list[str]:
+    """Convert every batch not converted yet; returns the notes of the new conversions."""
+    module = adapter(spec.kind)
+    out_root.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    for folder in batch_folders(spec.landing_dir):
+        target = out_root / folder.name
+        fingerprint = _fingerprint(folder, spec)
+        marker = target / _FINGERPRINT
+        if marker.exists() and marker.read_text(encoding="utf-8") == fingerprint:
+            continue
+        tmp = out_root / f".{folder.name}.converting"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            conversion: Conversion = module.convert(ExportBatch(con, folder, spec.date_order), spec)
+            for entity, sql in conversion.entities.items():
+                _write(con, sql, entity, spec.name, tmp / f"{entity}.csv")
+        finally:
+            con.close()
+        (tmp / NOTES_FILE).write_text(
+            json.dumps({"source": spec.name, "batch": folder.name, "notes": conversion.notes}),
+            encoding="utf-8",
+        )
+        (tmp / _FINGERPRINT).write_text(fingerprint, encoding="utf-8")
+        # The batch's canonical folder is replaced whole: the loader never sees half of it.
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        notes += [f"{spec.name} {folder.name}: {n}" for n in conversion.notes]
+    return notes
+
+
+def _is_id(entity: str, column: str) -> bool:
+    names = ENTITIES[entity].column_names
+    return column in names and (column.endswith("_id") or column == "changed_by")
+
+
+def _write(con: duckdb.DuckDBPyConnection, sql: str, entity: str, ns: str, path: Path) -> None:
+    columns = [r[0] for r in con.execute(f"DESCRIBE ({sql})").fetchall()]
+    items = [
+        f"CASE WHEN {quote(c)} IS NULL THEN NULL ELSE {sql_str(ns + ':')} || {quote(c)} END "
+        f"AS {quote(c)}"
+        if _is_id(entity, c)
+        else quote(c)
+        for c in columns
+    ]
+    con.execute(
+        f"COPY (SELECT {', '.join(items)} FROM ({sql})) TO {sql_str(str(path))} "
+        f"(HEADER, DELIMITER ',')"
+    )
+
+
+def _fingerprint(folder: Path, spec: SourceSpec) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{CONVERTER_VERSION}|{spec.kind}|{spec.name}|{spec.date_order}".encode())
+    if spec.mapping is not None and spec.mapping.is_file():
+        digest.update(spec.mapping.read_bytes())
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            st = path.stat()
+            digest.update(f"|{path.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def stage_map(cfg: PipelineConfig) -> StageMap:
+    """The config's stage map plus each adapter's default labels (the config's win)."""
+    names = {s.stage for s in cfg.stage_map.stages}
+    labels: dict[str, str] = {}
+    for spec in cfg.sources:
+        # A default pointing at a stage the config's own stage list dropped is left out.
+        labels |= {k: v for k, v in default_stage_labels(spec).items() if v in names}
+    labels |= dict(cfg.stage_map.labels or {})
+    return StageMap(stages=cfg.stage_map.stages, labels=labels)
+
+
+def ingest_sources(
+    con: duckdb.DuckDBPyConnection,
+    cfg: PipelineConfig,
+    *,
+    run_id: str,
+    until_batch: str | None = None,
+    log: Callable[[str], None] = print,
+) -> IngestionReport:
+    """Convert (CRM exports) and load every source of the config, in order.
+
+    ``until_batch`` is a sensor run's batch: ``<batch>`` with one source, or
+    ``<source>/<batch>``; the source it names loads batches up to it only.
+    """
+    target_source, _, target_batch = (until_batch or "").rpartition("/")
+    stages = stage_map(cfg)
+    combined = IngestionReport()
+    for spec in cfg.sources:
+        landing = spec.landing_dir
+        if spec.is_adapter:
+            landing = converted_dir(cfg.warehouse, spec)
+            for note in convert_landing(spec, landing):
+                log(note)
+        report = ingest(
+            con,
+            landing,
+            stage_map=stages,
+            source=spec.name,
+            source_timezone=cfg.source_timezone,
+            severities=cfg.quality.severity,
+            quarantine_max_share=cfg.quality.quarantine_max_share,
+            run_id=run_id,
+            until_batch=target_batch if target_batch and target_source in ("", spec.name) else None,
+        )
+        log(f"ingested {spec.name} ({spec.landing_dir}): {report}")
+        combined.files += report.files
+        combined.skipped_files += report.skipped_files
+        combined.table_rows = report.table_rows
+    return combined

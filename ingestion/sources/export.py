@@ -1,0 +1,197 @@
+"""Reading a CRM's own export files: what every adapter shares.
+
+An adapter gets an ``ExportBatch`` (one batch folder of one CRM's files) and returns a
+``Conversion``: one SQL query per canonical entity, over the export files read as text.
+The framework (``ingestion.sources``) runs the queries, namespaces the ids and writes the
+canonical landing files the loader reads; the loader then parses, validates and
+publishes them like any canonical batch. So an adapter only renames, reshapes and
+normalises formats; it never decides whether data is good (the hygiene gate does).
+
+Real exports are messy: a BOM, quoted newlines, trailing empty columns, headers in any
+case, extra columns. Files are read with DuckDB as text; headers are compared ignoring
+case and surrounding spaces; columns the adapter does not map are carried along, so they
+end up as ``_attributes`` in ``raw.*``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ingestion.errors import LandingError
+from ingestion.schema import ENTITIES
+
+DATE_ORDERS = ("mdy", "dmy")
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class Export:
+    """One export file, read as text into a temporary view with its headers normalised."""
+
+    path: Path
+    view: str
+    # normalised header → the file's own header
+    headers: dict[str, str]
+    date_order: str = "mdy"
+
+    def has(self, *names: str) -> bool:
+        return all(_norm(n) in self.headers for n in names)
+
+    def col(self, name: str) -> str:
+        """The column as SQL (empty → NULL), or NULL when the file does not have it."""
+        key = _norm(name)
+        if key not in self.headers:
+            return "NULL"
+        return f"nullif(trim({quote(self.headers[key])}), '')"
+
+    def first(self, *names: str) -> str:
+        """The first of several possible columns the file has (NULL if none)."""
+        present = [self.col(n) for n in names if self.has(n)]
+        return present[0] if present else "NULL"
+
+    def ts(self, name: str) -> str:
+        return timestamp_sql(self.col(name), self.date_order)
+
+    def date(self, name: str) -> str:
+        return date_sql(self.col(name), self.date_order)
+
+    def bool(self, name: str) -> str:
+        return bool_sql(self.col(name))
+
+    def extras(self, mapped: Iterable[str], entity: str) -> list[str]:
+        """SELECT items for the columns the adapter did not map, kept as attributes (the
+        loader stores them in ``_attributes``), e.g. Salesforce custom fields ``*__c``.
+
+        Auto-named columns (a trailing comma in the header) are dropped: they hold no
+        name to keep a value under."""
+        taken = {_norm(m) for m in mapped}
+        reserved = set(ENTITIES[entity].column_names)
+        items = []
+        for key, header in self.headers.items():
+            if key in taken or re.fullmatch(r"column\d+", header) or not header.strip():
+                continue
+            name = _attribute_name(header)
+            # A CRM field that happens to share a canonical column's name stays apart.
+            items.append(f"{self.col(key)} AS {quote('x_' + name if name in reserved else name)}")
+        return items
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.strip().lower().split())
+
+
+def _attribute_name(header: str) -> str:
+    """A carried-along column's name: lower case, other characters as underscores."""
+    return re.sub(r"[^0-9a-z_]+", "_", header.strip().lower()).strip("_") or "column"
+
+
+# Report-style timestamps: 02/23/26 08:55 PM, 2/23/2026 20:55, 23.02.2026 ...
+_LOCALE = r"^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}"
+
+
+def _locale_formats(date_order: str) -> list[str]:
+    day = ["%m/%d/%Y", "%m/%d/%y"] if date_order == "mdy" else ["%d/%m/%Y", "%d/%m/%y"]
+    day += ["%d.%m.%Y", "%d.%m.%y"]
+    times = [" %I:%M %p", " %I:%M:%S %p", " %H:%M", " %H:%M:%S", ""]
+    return [d + t for d in day for t in times]
+
+
+def timestamp_sql(expr: str, date_order: str = "mdy") -> str:
+    """A timestamp as the loader reads it. ISO 8601 (with Z or an offset, or with a space)
+    passes unchanged; a report-style value is rewritten as ISO. A value that fits no
+    format also passes unchanged, so the gate quarantines the row naming the value,
+    instead of it turning silently into a null."""
+    formats = "[" + ", ".join(sql_str(f) for f in _locale_formats(date_order)) + "]"
+    return (
+        f"CASE WHEN regexp_matches({expr}, '{_LOCALE}') THEN coalesce("
+        f"strftime(try_strptime(upper({expr}), {formats}), '%Y-%m-%d %H:%M:%S'), {expr}) "
+        f"ELSE {expr} END"
+    )
+
+
+def date_sql(expr: str, date_order: str = "mdy") -> str:
+    """A date as YYYY-MM-DD (a timestamp's date part; report-style dates rewritten)."""
+    ts = timestamp_sql(expr, date_order)
+    iso = "'^\\d{4}-\\d{2}-\\d{2}'"
+    return f"CASE WHEN regexp_matches({ts}, {iso}) THEN left({ts}, 10) ELSE {ts} END"
+
+
+def epoch_ms_sql(expr: str) -> str:
+    """HubSpot's millisecond epoch timestamps, as ISO; other values pass unchanged."""
+    return (
+        f"CASE WHEN regexp_matches({expr}, '^\\d{{11,14}}$') "
+        f"THEN strftime(make_timestamp(CAST({expr} AS BIGINT) * 1000), '%Y-%m-%dT%H:%M:%SZ') "
+        f"ELSE {expr} END"
+    )
+
+
+def bool_sql(expr: str) -> str:
+    """true/false, 1/0, yes/no in any case; anything else passes unchanged to the gate."""
+    return (
+        f"CASE WHEN lower({expr}) IN ('true', '1', 'yes', 't', 'y') THEN 'true' "
+        f"WHEN lower({expr}) IN ('false', '0', 'no', 'f', 'n') THEN 'false' ELSE {expr} END"
+    )
+
+
+@dataclass
+class ExportBatch:
+    """One batch folder of a CRM's export files, and a DuckDB connection to read them."""
+
+    con: duckdb.DuckDBPyConnection
+    folder: Path
+    date_order: str = "mdy"
+    _count: int = 0
+
+    @property
+    def batch_id(self) -> str:
+        return self.folder.name
+
+    def file(self, *names: str) -> Path | None:
+        """The file named like one of ``names`` (without extension, any case), if any."""
+        wanted = {_norm(n) for n in names}
+        for path in sorted(self.folder.iterdir()):
+            if path.is_file() and path.suffix.lower() == ".csv" and _norm(path.stem) in wanted:
+                return path
+        return None
+
+    def read(self, *names: str) -> Export | None:
+        path = self.file(*names)
+        return None if path is None else self.read_path(path)
+
+    def read_path(self, path: Path) -> Export:
+        self._count += 1
+        view = f"_export_{self._count}"
+        try:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_csv("
+                f"{sql_str(str(path))}, header = true, all_varchar = true, delim = ',', "
+                f"quote = '\"', escape = '\"', null_padding = true, parallel = false)"
+            )
+            columns = [r[0] for r in self.con.execute(f"DESCRIBE {view}").fetchall()]
+        except duckdb.Error as exc:
+            raise LandingError(
+                f"{path}: cannot be read as a CSV export ({str(exc).splitlines()[0]}). "
+                f"Export it again as comma-separated UTF-8 with a header row."
+            ) from exc
+        return Export(path, view, {_norm(c): c for c in columns}, self.date_order)
+
+
+@dataclass
+class Conversion:
+    """What an adapter made of a batch: one query per canonical entity, and notes on what
+    the batch did not have (optional files or columns), for the run's log."""
+
+    entities: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
