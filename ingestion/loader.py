@@ -74,6 +74,8 @@ class FileResult:
     quarantined_rows: int = 0
     duplicate_rows: int = 0
     rejected_rows: int = 0
+    # Records missing from a full export, marked deleted (not counted in input_rows).
+    deleted_rows: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -113,6 +115,9 @@ class IngestionReport:
             f"{sum(r.quarantined_rows for r in self.files):,} quarantined",
             f"{sum(r.duplicate_rows for r in self.files):,} duplicates",
         ]
+        deleted = sum(r.deleted_rows for r in self.files)
+        if deleted:
+            parts.append(f"{deleted:,} missing from a full export marked deleted")
         if self.rejected_batches:
             parts.append(f"rejected batches: {', '.join(self.rejected_batches)}")
         return "; ".join(parts)
@@ -140,13 +145,17 @@ def ingest(
     run_id: str | None = None,
     ingested_at: datetime | None = None,
     until_batch: str | None = None,
+    full_export: bool = False,
 ) -> IngestionReport:
     """Ingest every batch not published before; all or nothing in one transaction.
 
     Timestamps without an offset are read in ``source_timezone`` and stored as UTC.
     ``severities`` overrides rules' default severities by rule name. With
     ``until_batch``, batches after it (in name order) are left for a later run: a run
-    launched for one batch does not pick up an export still being written.
+    launched for one batch does not pick up an export still being written. With
+    ``full_export``, every batch holds all records of the entities it has a file for, so
+    a record of this source missing from such a file was deleted in the CRM: it is marked
+    ``is_deleted`` (soft delete; nothing is physically removed).
     """
     files = discover(landing)
     create_raw_tables(con)
@@ -179,6 +188,7 @@ def ingest(
         labels=labels,
         severities=dict(severities or {}),
         quarantine_max_share=quarantine_max_share,
+        full_export=full_export,
     )
     _write_stage_map(con, stage_map)
     order = {name: n for n, name in enumerate(PROCESSING_ORDER)}
@@ -221,6 +231,7 @@ class _RunContext:
     labels: set[str]
     severities: dict[str, str]
     quarantine_max_share: float
+    full_export: bool = False
 
 
 def _validate_and_publish(
@@ -547,6 +558,23 @@ def _publish(
     con.execute(f"DELETE FROM {target} t USING {s.candidates} n WHERE {matches}")
     con.execute(f"INSERT INTO {target} SELECT {columns} FROM {s.candidates}")
     (s.result.loaded_rows,) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchone()
+    if ctx.full_export and entity.kind == "versioned" and "is_deleted" in entity.column_names:
+        _mark_missing_deleted(con, s, ctx)
+
+
+def _mark_missing_deleted(con: duckdb.DuckDBPyConnection, s: _Staged, ctx: _RunContext) -> None:
+    """Soft-delete this source's records that a full export no longer holds. Rows of the
+    file that were quarantined are still in the CRM: the whole file counts, not what
+    passed."""
+    f = s.result.file
+    (key,) = f.entity.key
+    (s.result.deleted_rows,) = con.execute(
+        f"""UPDATE {RAW_SCHEMA}.{f.entity.name}
+            SET is_deleted = true, _batch_id = ?, _source_file = ?, _ingested_at = ?
+            WHERE _source = ? AND NOT coalesce(is_deleted, false)
+              AND {key} NOT IN (SELECT {key} FROM {s.table} WHERE {key} IS NOT NULL)""",
+        [f.batch_id, f.relative, ctx.ingested_at, ctx.source],
+    ).fetchone()
 
 
 def _write_log(con: duckdb.DuckDBPyConnection, results: list[FileResult], ctx: _RunContext) -> None:

@@ -169,6 +169,7 @@ def ingest_sources(
             quarantine_max_share=cfg.quality.quarantine_max_share,
             run_id=run_id,
             until_batch=target_batch if target_batch and target_source in ("", spec.name) else None,
+            full_export=spec.full_export,
         )
         log(f"ingested {spec.name} ({spec.landing_dir}): {report}")
         combined.files += report.files

@@ -295,3 +295,30 @@ def test_stage_map_is_written(con, landing, batch):
         con,
         "select stage, stage_order, category from raw.stage_map where source_label = 'closed_won'",
     ) == [("closed_won", 6, "won")]
+
+
+def test_full_export_soft_deletes_what_it_no_longer_holds(con, landing, batch):
+    batch("2026-01-01T0600", "opportunities", OPP,
+          "o1,2026-01-01,prospecting,100,2026-01-01", "o2,2026-01-01,prospecting,200,2026-01-01",
+          "o3,2026-01-01,prospecting,300,2026-01-01")  # fmt: skip
+    ingest(con, landing, full_export=True, source="crm")
+    # Another source's records are not this export's to delete.
+    con.execute("UPDATE raw.opportunities SET _source = 'other' WHERE opportunity_id = 'o3'")
+    # The next full export lacks o2 and o3, and holds o1 with a bad amount (quarantined).
+    batch("2026-01-02T0600", "opportunities", OPP, "o1,2026-01-01,prospecting,-5,2026-01-02")
+    report = ingest(con, landing, full_export=True, source="crm", quarantine_max_share=1.0)
+    assert rows(
+        con,
+        "select opportunity_id, amount, coalesce(is_deleted, false), _batch_id "
+        "from raw.opportunities order by 1",
+    ) == [
+        ("o1", 100.0, False, "2026-01-01T0600"),  # quarantined, but still in the CRM
+        ("o2", 200.0, True, "2026-01-02T0600"),  # kept, marked deleted by the later batch
+        ("o3", 300.0, False, "2026-01-01T0600"),
+    ]
+    assert [r.deleted_rows for r in report.files] == [1]
+    assert "1 missing from a full export marked deleted" in str(report)
+    # An incremental export (the default) deletes nothing.
+    batch("2026-01-03T0600", "opportunities", OPP, "o4,2026-01-03,prospecting,1,2026-01-03")
+    ingest(con, landing, source="crm")
+    assert rows(con, "select count(*) from raw.opportunities where is_deleted") == [(1,)]

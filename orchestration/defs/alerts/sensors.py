@@ -5,7 +5,9 @@ sensors cover what happens outside a check: a step that crashed, and exports tha
 arriving while nothing runs.
 """
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -57,39 +59,44 @@ def landing_freshness_sensor(settings: SensorSettings) -> dg.SensorDefinition:
     )
     def _sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource) -> dg.SkipReason:
         cfg = pipeline.settings()
-        if cfg.source == "synthetic":
+        sources = [spec for spec in cfg.sources if spec.kind != "synthetic"]
+        if not sources:
             return dg.SkipReason("The synthetic source generates its own batches.")
-        stale = stale_landing(cfg, datetime.now(UTC).replace(tzinfo=None))
-        if stale is None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        stale = [a for spec in sources if (a := stale_landing(cfg, spec.landing_dir, now))]
+        if not stale:
             return dg.SkipReason(
                 f"Fresh: a batch landed within {cfg.quality.freshness_max_age_hours:g} h."
             )
-        # The cursor names the newest batch already alerted on: one alert per stale spell.
-        if context.cursor == stale.key:
+        # The cursor names the newest batches already alerted on: one alert per stale spell.
+        alerted = set(json.loads(context.cursor)) if context.cursor else set()
+        new = [a for a in stale if a.key not in alerted]
+        for alert in new:
+            send_alert(cfg, alert, log=context.log)
+        context.update_cursor(json.dumps(sorted(a.key for a in stale)))
+        if not new:
             return dg.SkipReason("Still stale; the alert went out already.")
-        send_alert(cfg, stale, log=context.log)
-        context.update_cursor(stale.key)
-        return dg.SkipReason(f"Stale data: alert sent ({stale.title}).")
+        return dg.SkipReason(f"Stale data: alert sent ({'; '.join(a.title for a in new)}).")
 
     return _sensor
 
 
-def stale_landing(cfg: PipelineConfig, now: datetime) -> Alert | None:
+def stale_landing(cfg: PipelineConfig, landing: Path, now: datetime) -> Alert | None:
     """The stale-data alert when the newest batch is older than the freshness limit."""
     max_age = cfg.quality.freshness_max_age_hours
-    times = [(t, f.name) for f in batch_folders(cfg.landing_dir) if (t := batch_time(f.name, f))]
+    times = [(t, f.name) for f in batch_folders(landing) if (t := batch_time(f.name, f))]
     severity = cfg.quality.severity.get("landing.freshness", "warn")
-    where = f"the export job that writes {cfg.landing_dir}"
+    where = f"the export job that writes {landing}"
     if not times:
         return Alert(
             kind="stale_data",
             severity=severity,
             title="No CRM batch has landed",
-            message=f"The landing directory {cfg.landing_dir} holds no batch folder.",
+            message=f"The landing directory {landing} holds no batch folder.",
             entity="landing",
             check="landing_freshness",
             where=where,
-            key="stale_data:none",
+            key=f"stale_data:{landing}:none",
         )
     newest_time, newest = max(times)
     age = (now - newest_time).total_seconds() / 3600
@@ -107,7 +114,7 @@ def stale_landing(cfg: PipelineConfig, now: datetime) -> Alert | None:
         entity="landing",
         check="landing_freshness",
         where=where,
-        key=f"stale_data:{newest}",
+        key=f"stale_data:{landing}:{newest}",
     )
 
 

@@ -30,28 +30,40 @@ def landing_batch_sensor(
         context: dg.SensorEvaluationContext, pipeline: PipelineResource
     ) -> dg.SensorResult | dg.SkipReason:
         cfg = pipeline.settings()
-        if cfg.source == "synthetic":
+        sources = [spec for spec in cfg.sources if spec.kind != "synthetic"]
+        if not sources:
             return dg.SkipReason("The synthetic source generates its own batches.")
         # The cursor is every batch already handed to a run: exactly one run per batch,
-        # whatever order batches arrive in. The run key guards a lost cursor.
+        # whatever order batches arrive in. The run key guards a lost cursor. With
+        # several sources, a batch is known as <source>/<batch>.
         seen = set(json.loads(context.cursor)) if context.cursor else set()
-        ready, unsettled = settled_batches(cfg.landing_dir, cfg.sensor.settle_seconds, time.time())
-        # A run ingests every batch up to its own: one still being written must come later.
-        new = [b for b in ready if b not in seen and (not unsettled or b < unsettled[0])]
-        if not new:
-            waiting = f"; still being written: {', '.join(unsettled)}" if unsettled else ""
-            return dg.SkipReason(f"No new batch in {cfg.landing_dir}{waiting}.")
-        newest = new[-1]
+        prefix = len(sources) > 1
         as_of = format_as_of(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
-        covered = ", ".join(new) if len(new) <= 3 else f"{len(new)} batches, {new[0]} … {newest}"
-        return dg.SensorResult(
-            run_requests=[
+        requests, skipped, handed = [], [], set()
+        for spec in sources:
+            name = (lambda b, spec=spec: f"{spec.name}/{b}") if prefix else (lambda b: b)
+            ready, unsettled = settled_batches(
+                spec.landing_dir, cfg.sensor.settle_seconds, time.time()
+            )
+            # A run ingests every batch up to its own: one still being written comes later.
+            new = [b for b in ready if name(b) not in seen and (not unsettled or b < unsettled[0])]
+            if not new:
+                waiting = f"; still being written: {', '.join(unsettled)}" if unsettled else ""
+                skipped.append(f"No new batch in {spec.landing_dir}{waiting}.")
+                continue
+            newest = name(new[-1])
+            covered = (
+                ", ".join(new) if len(new) <= 3 else f"{len(new)} batches, {new[0]} … {new[-1]}"
+            )
+            requests.append(
                 dg.RunRequest(
                     run_key=f"batch:{newest}",
                     tags={BATCH_TAG: newest, NEW_BATCHES_TAG: covered, AS_OF_TAG: as_of},
                 )
-            ],
-            cursor=json.dumps(sorted(seen | set(new))),
-        )
+            )
+            handed |= {name(b) for b in new}
+        if not requests:
+            return dg.SkipReason(" ".join(skipped))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(seen | handed)))
 
     return _sensor
