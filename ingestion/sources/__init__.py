@@ -7,9 +7,10 @@ canonical files, one folder per batch, under the warehouse's directory; the load
 ingests those like any canonical landing (validation, quarantine, supersede, lineage).
 
 A batch is converted once: its canonical folder records a fingerprint of the export
-files (names, sizes, modification times) and of the adapter's settings, and is converted
-again only when they change. Its ids are namespaced by the source's name
-(``salesforce:0065g00000AbCdE``), so several CRMs can load into one warehouse.
+files (names, sizes, modification times) of it and of every earlier batch, and of the
+adapter's settings, and is converted again only when they change. Its ids are
+namespaced by the source's name (``salesforce:0065g00000AbCdE``), so several CRMs can
+load into one warehouse.
 """
 
 from __future__ import annotations
@@ -65,9 +66,12 @@ def convert_landing(spec: SourceSpec, out_root: Path) -> list[str]:
     module = adapter(spec.kind)
     out_root.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    previous = ""
     for folder in batch_folders(spec.landing_dir):
         target = out_root / folder.name
-        fingerprint = _fingerprint(folder, spec)
+        # Chained: an adapter may read earlier batches (Pipedrive's stage names, a deal's
+        # first stage change), so a change there converts the later batches again too.
+        fingerprint = previous = _fingerprint(folder, spec, previous)
         marker = target / _FINGERPRINT
         if marker.exists() and marker.read_text(encoding="utf-8") == fingerprint:
             continue
@@ -114,8 +118,8 @@ def _write(con: duckdb.DuckDBPyConnection, sql: str, entity: str, ns: str, path:
     )
 
 
-def _fingerprint(folder: Path, spec: SourceSpec) -> str:
-    digest = hashlib.sha256()
+def _fingerprint(folder: Path, spec: SourceSpec, previous: str) -> str:
+    digest = hashlib.sha256(previous.encode())
     digest.update(f"{CONVERTER_VERSION}|{spec.kind}|{spec.name}|{spec.date_order}".encode())
     if spec.mapping is not None and spec.mapping.is_file():
         digest.update(spec.mapping.read_bytes())

@@ -1,6 +1,7 @@
 """The pipeline resource: where the configuration, landing and warehouse are, and as_of."""
 
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +46,16 @@ class PipelineResource(dg.ConfigurableResource):
         )
         # Steps and the dbt subprocess may run from other directories than the launcher.
         return cfg.with_overrides(
-            landing_dir=cfg.landing_dir.resolve(), warehouse=cfg.warehouse.resolve()
+            landing_dir=cfg.landing_dir.resolve(),
+            warehouse=cfg.warehouse.resolve(),
+            source_list=tuple(
+                replace(
+                    spec,
+                    landing_dir=spec.landing_dir.resolve(),
+                    mapping=spec.mapping.resolve() if spec.mapping else None,
+                )
+                for spec in cfg.source_list
+            ),
         )
 
     def run_as_of(
