@@ -102,8 +102,10 @@ _LOCALE = r"^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}"
 
 
 def _locale_formats(date_order: str) -> list[str]:
-    day = ["%m/%d/%Y", "%m/%d/%y"] if date_order == "mdy" else ["%d/%m/%Y", "%d/%m/%y"]
-    day += ["%d.%m.%Y", "%d.%m.%y"]
+    # Two-digit years first: DuckDB's %Y also takes "26" (as the year 26); %y fails on
+    # "2026", so a four-digit year still falls through to %Y.
+    day = ["%m/%d/%y", "%m/%d/%Y"] if date_order == "mdy" else ["%d/%m/%y", "%d/%m/%Y"]
+    day += ["%d.%m.%y", "%d.%m.%Y"]
     times = [" %I:%M %p", " %I:%M:%S %p", " %H:%M", " %H:%M:%S", ""]
     return [d + t for d in day for t in times]
 

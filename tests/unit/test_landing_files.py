@@ -403,3 +403,24 @@ def test_jsonl_bad_encoding(con, landing):
 def test_empty_jsonl(con, landing):
     path = write(landing, "b1/stage_changes.jsonl", b"")
     assert_parts(refused(con, landing), f"{path}: cannot be read: the file is empty (0 bytes)")
+
+
+def test_report_style_timestamps_in_either_date_order():
+    import duckdb
+
+    from ingestion.sources.export import date_sql, timestamp_sql
+
+    value = "'02/03/26 08:55 PM'"
+    (got,) = duckdb.sql(
+        f"select {timestamp_sql(value, 'mdy')}, {timestamp_sql(value, 'dmy')}, "
+        f"{date_sql(chr(39) + '02/03/2026' + chr(39), 'dmy')}, "
+        f"{timestamp_sql(chr(39) + '2026-02-03T20:55:00Z' + chr(39))}, "
+        f"{timestamp_sql(chr(39) + '13/45/26 08:55' + chr(39))}"
+    ).fetchall()
+    assert got == (
+        "2026-02-03 20:55:00",  # February 3 (month first), 08:55 PM = 20:55
+        "2026-03-02 20:55:00",  # March 2 (day first)
+        "2026-03-02",
+        "2026-02-03T20:55:00Z",  # ISO passes unchanged: the loader reads it
+        "13/45/26 08:55",  # no such date: left as it is, for the gate to quarantine
+    )
