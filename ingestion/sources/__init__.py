@@ -148,6 +148,7 @@ def ingest_sources(
     run_id: str,
     until_batch: str | None = None,
     log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
 ) -> IngestionReport:
     """Convert (CRM exports) and load every source of the config, in order.
 
@@ -161,8 +162,9 @@ def ingest_sources(
         landing = spec.landing_dir
         if spec.is_adapter:
             landing = converted_dir(cfg.warehouse, spec)
+            # What an export lacked changes what the marts can say: the user must see it.
             for note in convert_landing(spec, landing):
-                log(note)
+                warn(note)
         report = ingest(
             con,
             landing,

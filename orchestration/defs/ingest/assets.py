@@ -59,7 +59,12 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
     con = connect(cfg.warehouse, memory_limit=cfg.memory_limit)
     try:
         report = ingest_sources(
-            con, cfg, run_id=context.run.run_id, until_batch=until_batch, log=context.log.info
+            con,
+            cfg,
+            run_id=context.run.run_id,
+            until_batch=until_batch,
+            log=context.log.info,
+            warn=context.log.warning,
         )
         landing_outcomes = [
             freshness(
