@@ -9,10 +9,12 @@ import duckdb
 from orchestration.cli import main
 
 
-def run_pipeline(landing: Path, warehouse: Path, as_of: str, *extra: str) -> int:
-    """`crm-pipeline run --source crm` in this process; returns its exit code."""
+def run_pipeline(
+    landing: Path, warehouse: Path, as_of: str, *extra: str, source: str = "crm"
+) -> int:
+    """`crm-pipeline run --source <source>` in this process; returns its exit code."""
     return main(
-        ["run", "--source", "crm", "--landing", str(landing), "--warehouse", str(warehouse),
+        ["run", "--source", source, "--landing", str(landing), "--warehouse", str(warehouse),
          "--as-of", as_of, *extra]
     )  # fmt: skip
 

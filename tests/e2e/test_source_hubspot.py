@@ -26,9 +26,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import query
-
-from orchestration.cli import main
+from pipeline_helpers import query, run_pipeline
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "hubspot"
 AS_OF = "2026-03-15T00:00:00Z"
@@ -46,10 +44,7 @@ def built(tmp_path_factory) -> Path:
     landing = tmp / "landing"
     shutil.copytree(FIXTURE, landing)
     warehouse = tmp / "warehouse.duckdb"
-    code = main(
-        ["run", "--source", "hubspot", "--landing", str(landing), "--warehouse", str(warehouse),
-         "--as-of", AS_OF]
-    )  # fmt: skip
+    code = run_pipeline(landing, warehouse, AS_OF, source="hubspot")
     assert code == 0
     return warehouse
 

@@ -27,9 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import query
-
-from orchestration.cli import main
+from pipeline_helpers import query, run_pipeline
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "mapping"
 AS_OF = "2026-03-15T00:00:00Z"
@@ -46,11 +44,8 @@ def built(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("mapping")
     shutil.copytree(FIXTURE, tmp / "crm")
     warehouse = tmp / "warehouse.duckdb"
-    code = main(
-        ["run", "--source", f"mapping:{tmp / 'crm' / 'crm_mapping.yaml'}",
-         "--landing", str(tmp / "crm" / "exports"), "--warehouse", str(warehouse),
-         "--as-of", AS_OF]
-    )  # fmt: skip
+    mapping = f"mapping:{tmp / 'crm' / 'crm_mapping.yaml'}"
+    code = run_pipeline(tmp / "crm" / "exports", warehouse, AS_OF, source=mapping)
     assert code == 0
     return warehouse
 

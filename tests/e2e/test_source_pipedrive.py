@@ -25,9 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import query
-
-from orchestration.cli import main
+from pipeline_helpers import query, run_pipeline
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "pipedrive"
 AS_OF = "2026-03-15T00:00:00Z"
@@ -41,10 +39,7 @@ def built(tmp_path_factory) -> Path:
     landing = tmp / "landing"
     shutil.copytree(FIXTURE, landing)
     warehouse = tmp / "warehouse.duckdb"
-    code = main(
-        ["run", "--source", "pipedrive", "--landing", str(landing), "--warehouse",
-         str(warehouse), "--as-of", AS_OF]
-    )  # fmt: skip
+    code = run_pipeline(landing, warehouse, AS_OF, source="pipedrive")
     assert code == 0
     return warehouse
 

@@ -28,9 +28,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import query
-
-from orchestration.cli import main
+from pipeline_helpers import query, run_pipeline
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "salesforce"
 AS_OF = "2026-03-15T00:00:00Z"
@@ -52,10 +50,7 @@ def built(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("salesforce")
     shutil.copytree(FIXTURE, tmp / "landing")
     warehouse = tmp / "warehouse.duckdb"
-    code = main(
-        ["run", "--source", "salesforce", "--landing", str(tmp / "landing"),
-         "--warehouse", str(warehouse), "--as-of", AS_OF]
-    )  # fmt: skip
+    code = run_pipeline(tmp / "landing", warehouse, AS_OF, source="salesforce")
     assert code == 0
     return warehouse
 
