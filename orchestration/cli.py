@@ -233,11 +233,19 @@ def _report_failure(result: Any, err: TextIO) -> int:
     for e in errors:
         prefix = "blocked" if e.cls_name in QUALITY_ERRORS else "error"
         print(f"{prefix}: step {e.step}: {e.message}", file=err)
-    if blocking:
+    if any(c.name.startswith("raw/") for c in blocking):
         print(
             "The marts were not rebuilt; the previously published marts are unchanged.",
             file=err,
         )
+    elif blocking:
+        # dbt tests a model after building it: only what depends on it was held back.
+        print(
+            "The models these dbt tests check were rebuilt; everything downstream of them "
+            "was skipped and keeps its previous version.",
+            file=err,
+        )
+    if blocking:
         return EXIT_BLOCKED
     classes = {e.cls_name for e in errors}
     if classes & QUALITY_ERRORS:

@@ -190,3 +190,16 @@ def test_kpi_monthly(built):
     assert mar[1:5] == (1, 1, 0.5, 20000.0)
     assert mar[5] == pytest.approx(10 + 1 / 24, rel=1e-9)
     assert mar[6:] == (2, 7000.0)
+
+
+def test_a_missing_exchange_rate_blocks_instead_of_a_null(tmp_path, capsys):
+    # The same exports without DatedConversionRate: Opp2's 10000 EUR has no rate.
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURE, landing, ignore=shutil.ignore_patterns("DatedConversionRate*"))
+    code = run_pipeline(landing, tmp_path / "w.duckdb", AS_OF, source="salesforce")
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert (
+        "blocked: check marts/fct_opportunities:assert_amount_reporting_has_fx_rate failed" in err
+    )
+    assert "no DatedConversionRate or CurrencyType file" in err  # the conversion's note
