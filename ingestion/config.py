@@ -121,6 +121,9 @@ class PipelineConfig:
     full_export: bool = False
     # `sources:` in the file: several sources into one warehouse (replaces source/landing_dir).
     source_list: tuple[SourceSpec, ...] = ()
+    # "entity.column" → {CRM value → canonical value}, for the columns with a fixed value
+    # set (lead status and channel, activity type): a CRM's custom picklist values.
+    value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     warehouse: Path = Path("data/warehouse.duckdb")
     # Time zone of source timestamps that carry no offset.
     source_timezone: str = "UTC"
@@ -216,6 +219,7 @@ _TOP_KEYS = {
     "date_order",
     "full_export",
     "sources",
+    "value_labels",
     "synthetic",
     "schedule",
     "sensor",
@@ -276,6 +280,7 @@ def load_config(path: Path | None) -> PipelineConfig:
         date_order=date_order,
         full_export=full_export,
         source_list=_sources(data, path),
+        value_labels=_value_labels(data, path),
         warehouse=Path(data.get("warehouse", cfg.warehouse)),
         source_timezone=tz,
         reporting_currency=str(data.get("reporting_currency", cfg.reporting_currency)),
@@ -288,6 +293,31 @@ def load_config(path: Path | None) -> PipelineConfig:
         quality=_quality(data, path),
         alerts=_alerts(data, path),
     )
+
+
+def _value_labels(data: dict[str, Any], path: Path) -> dict[str, dict[str, str]]:
+    from ingestion.schema import VALUE_SETS
+
+    section = data.get("value_labels") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: value_labels must be a mapping.")
+    result = {}
+    for key, mapping in section.items():
+        if key not in VALUE_SETS:
+            raise ConfigError(
+                f"{path}: value_labels.{key}: values can be mapped for "
+                f"{', '.join(sorted(VALUE_SETS))}."
+            )
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{path}: value_labels.{key} maps CRM values to canonical ones.")
+        for value, target in mapping.items():
+            if target not in VALUE_SETS[key]:
+                raise ConfigError(
+                    f"{path}: value_labels.{key} maps {value!r} to {target!r}; use one of "
+                    f"{', '.join(VALUE_SETS[key])}."
+                )
+        result[key] = {str(k): str(v) for k, v in mapping.items()}
+    return result
 
 
 _SOURCE_KEYS = {"name", "kind", "landing_dir", "mapping", "date_order", "full_export"}

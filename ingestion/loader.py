@@ -55,7 +55,7 @@ from ingestion.schema import (
     Column,
     Entity,
 )
-from ingestion.stages import StageMap
+from ingestion.stages import StageMap, normalize_label
 from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA, create_raw_tables
 
 _TRUE = ("true", "1", "yes", "t", "y")
@@ -146,6 +146,7 @@ def ingest(
     ingested_at: datetime | None = None,
     until_batch: str | None = None,
     full_export: bool = False,
+    value_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> IngestionReport:
     """Ingest every batch not published before; all or nothing in one transaction.
 
@@ -155,7 +156,9 @@ def ingest(
     launched for one batch does not pick up an export still being written. With
     ``full_export``, every batch holds all records of the entities it has a file for, so
     a record of this source missing from such a file was deleted in the CRM: it is marked
-    ``is_deleted`` (soft delete; nothing is physically removed).
+    ``is_deleted`` (soft delete; nothing is physically removed). ``value_labels`` maps a
+    CRM's own values of a value-set column ("leads.status": {"Nurturing": "working"}),
+    compared like stage labels, before validation.
     """
     files = discover(landing)
     create_raw_tables(con)
@@ -189,6 +192,7 @@ def ingest(
         severities=dict(severities or {}),
         quarantine_max_share=quarantine_max_share,
         full_export=full_export,
+        value_labels={k: dict(v) for k, v in (value_labels or {}).items()},
     )
     _write_stage_map(con, stage_map)
     order = {name: n for n, name in enumerate(PROCESSING_ORDER)}
@@ -232,6 +236,7 @@ class _RunContext:
     severities: dict[str, str]
     quarantine_max_share: float
     full_export: bool = False
+    value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _validate_and_publish(
@@ -328,6 +333,20 @@ def parse_sql(col: Column, raw: str) -> str:
     raise AssertionError(col.type)
 
 
+def _mapped_values(expr: str, mapping: Mapping[str, str]) -> str:
+    """The value through the config's value_labels, compared as stage labels are."""
+    key = f"lower(trim(regexp_replace({expr}, '\\s+', ' ', 'g')))"
+    cases = " ".join(
+        f"WHEN {_sql_literal(normalize_label(k))} THEN {_sql_literal(v)}"
+        for k, v in mapping.items()
+    )
+    return f"CASE {key} {cases} ELSE {expr} END"
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _stage_file(
     con: duckdb.DuckDBPyConnection, f: LandingFile, sha: str, table: str, ctx: _RunContext
 ) -> _Staged:
@@ -356,6 +375,10 @@ def _stage_file(
         for c in f.entity.columns
         if c.name in by_name
     }
+    for name, expr in raw.items():
+        mapping = ctx.value_labels.get(f"{f.entity.name}.{name}")
+        if mapping:
+            raw[name] = _mapped_values(expr, mapping)
     typed, flags = [], []
     for c in f.entity.columns:
         if c.name not in raw:

@@ -254,6 +254,13 @@ ACTIVITY_TYPES: tuple[str, ...] = (
 )  # fmt: skip
 LEAD_STATUSES: tuple[str, ...] = ("new", "working", "qualified", "disqualified", "converted")
 
+# Columns with a fixed value set, which the config's value_labels may map CRM values to.
+VALUE_SETS: dict[str, tuple[str, ...]] = {
+    "leads.status": LEAD_STATUSES,
+    "leads.channel": CHANNELS,
+    "activities.activity_type": ACTIVITY_TYPES,
+}
+
 # Foreign keys the hygiene gate checks: entity → (column, referenced entity, its key).
 REFERENCES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "opportunities": (("account_id", "accounts", "account_id"), ("owner_id", "users", "user_id")),

@@ -176,6 +176,7 @@ def ingest_sources(
             run_id=run_id,
             until_batch=target_batch if target_batch and target_source in ("", spec.name) else None,
             full_export=spec.full_export,
+            value_labels=cfg.value_labels,
         )
         log(f"ingested {spec.name} ({spec.landing_dir}): {report}")
         combined.files += report.files

@@ -62,6 +62,12 @@ def test_file_values_and_command_line_overrides(tmp_path):
         ("alerts: {timeout_seconds: 0}\n", "alerts.timeout_seconds must be above 0"),
         ("alerts: {repeat_after_hours: -1}\n", "alerts.repeat_after_hours must be a non-negative"),
         ("alerts: {webhook: 'https://x'}\n", "unknown alerts setting(s) webhook"),
+        ("value_labels: {leads.stage: {a: b}}\n", "values can be mapped for activities"),
+        ("value_labels: {leads.status: {Nurturing: warm}}\n", "maps 'Nurturing' to 'warm'"),
+        ("sources: [{name: a, kind: salesforce}]\n", "needs name, kind and landing_dir"),
+        ("sources: [{name: A, kind: crm, landing_dir: x}]\n", "must be lower case"),
+        ("date_order: ymd\n", "date_order must be mdy or dmy"),
+        ("source: mapping\n", "or mapping:FILE"),
     ],
 )
 def test_config_errors_say_what_and_where(tmp_path, text, message):

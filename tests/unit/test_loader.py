@@ -322,3 +322,24 @@ def test_full_export_soft_deletes_what_it_no_longer_holds(con, landing, batch):
     batch("2026-01-03T0600", "opportunities", OPP, "o4,2026-01-03,prospecting,1,2026-01-03")
     ingest(con, landing, source="crm")
     assert rows(con, "select count(*) from raw.opportunities where is_deleted") == [(1,)]
+
+
+def test_value_labels_map_a_crm_s_own_picklist_values(con, landing, batch):
+    batch("2026-01-01T0600", "leads", "lead_id,created_at,status,channel",
+          "l1,2026-01-01,Nurturing,LinkedIn  ads", "l2,2026-01-01,working,website",
+          "l3,2026-01-01,Recycled,website")  # fmt: skip
+    report = ingest(
+        con,
+        landing,
+        value_labels={
+            "leads.status": {"nurturing": "working"},
+            "leads.channel": {"LinkedIn Ads": "paid"},
+        },
+        quarantine_max_share=1.0,
+    )
+    # Compared ignoring case and repeated spaces; an unmapped value still fails the gate.
+    assert rows(con, "select lead_id, status, channel from raw.leads order by 1") == [
+        ("l1", "working", "paid"),
+        ("l2", "working", "website"),
+    ]
+    assert report.rows("leads", "quarantined_rows") == 1
