@@ -190,3 +190,27 @@ def test_an_abandoned_empty_folder_does_not_hold_back_later_batches(setup):
     write_batch(landing, "2026-11-26T0600")
     result, _ = tick(defs, pipeline, "landing_batches")
     assert [r.tags["crm/batch"] for r in result.run_requests] == ["2026-11-26T0600"]
+
+
+def test_several_sources_get_a_run_each(tmp_path):
+    sf, hs = tmp_path / "sf", tmp_path / "hs"
+    write_batch(sf, "2026-11-25T0600")
+    write_batch(hs, "2026-11-25T0600")
+    write_batch(hs, "2026-11-26T0600")
+    config = tmp_path / "crm.yaml"
+    config.write_text(
+        f"sources:\n  - {{name: sfdc, kind: salesforce, landing_dir: {sf}}}\n"
+        f"  - {{name: hs, kind: hubspot, landing_dir: {hs}}}\n"
+    )
+    pipeline = PipelineResource(config_path=str(config))
+    defs = build_definitions(pipeline)
+    result, _ = tick(defs, pipeline, "landing_batches")
+    assert [(r.run_key, r.tags["crm/new_batches"]) for r in result.run_requests] == [
+        ("batch:sfdc/2026-11-25T0600", "2026-11-25T0600"),
+        ("batch:hs/2026-11-26T0600", "2026-11-25T0600, 2026-11-26T0600"),
+    ]
+    assert json.loads(result.cursor) == [
+        "hs/2026-11-25T0600",
+        "hs/2026-11-26T0600",
+        "sfdc/2026-11-25T0600",
+    ]

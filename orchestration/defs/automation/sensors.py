@@ -37,21 +37,22 @@ def landing_batch_sensor(
         # whatever order batches arrive in. The run key guards a lost cursor. With
         # several sources, a batch is known as <source>/<batch>.
         seen = set(json.loads(context.cursor)) if context.cursor else set()
-        prefix = len(sources) > 1
         as_of = format_as_of(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
         requests, skipped, handed = [], [], set()
         for spec in sources:
-            name = (lambda b, spec=spec: f"{spec.name}/{b}") if prefix else (lambda b: b)
+            prefix = f"{spec.name}/" if len(sources) > 1 else ""
             ready, unsettled = settled_batches(
                 spec.landing_dir, cfg.sensor.settle_seconds, time.time()
             )
             # A run ingests every batch up to its own: one still being written comes later.
-            new = [b for b in ready if name(b) not in seen and (not unsettled or b < unsettled[0])]
+            new = [
+                b for b in ready if prefix + b not in seen and (not unsettled or b < unsettled[0])
+            ]
             if not new:
                 waiting = f"; still being written: {', '.join(unsettled)}" if unsettled else ""
                 skipped.append(f"No new batch in {spec.landing_dir}{waiting}.")
                 continue
-            newest = name(new[-1])
+            newest = prefix + new[-1]
             covered = (
                 ", ".join(new) if len(new) <= 3 else f"{len(new)} batches, {new[0]} … {new[-1]}"
             )
@@ -61,7 +62,7 @@ def landing_batch_sensor(
                     tags={BATCH_TAG: newest, NEW_BATCHES_TAG: covered, AS_OF_TAG: as_of},
                 )
             )
-            handed |= {name(b) for b in new}
+            handed |= {prefix + b for b in new}
         if not requests:
             return dg.SkipReason(" ".join(skipped))
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(seen | handed)))
