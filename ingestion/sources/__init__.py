@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +28,7 @@ import duckdb
 
 from ingestion.config import PipelineConfig, SourceSpec
 from ingestion.errors import ConfigError
-from ingestion.landing import batch_folders
+from ingestion.landing import batch_folders, settled_batches
 from ingestion.loader import IngestionReport, ingest
 from ingestion.schema import ENTITIES
 from ingestion.sources.export import Conversion, ExportBatch, quote, sql_str
@@ -61,13 +62,16 @@ def converted_dir(warehouse: Path, spec: SourceSpec) -> Path:
     return warehouse.parent / "converted" / spec.name
 
 
-def convert_landing(spec: SourceSpec, out_root: Path) -> list[str]:
-    """Convert every batch not converted yet; returns the notes of the new conversions."""
+def convert_landing(spec: SourceSpec, out_root: Path, until_batch: str | None = None) -> list[str]:
+    """Convert every batch not converted yet (up to ``until_batch``, by name); returns the
+    notes of the new conversions."""
     module = adapter(spec.kind)
     out_root.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     previous = ""
     for folder in batch_folders(spec.landing_dir):
+        if until_batch is not None and folder.name > until_batch:
+            break
         target = out_root / folder.name
         # Chained: an adapter may read earlier batches (Pipedrive's stage names, a deal's
         # first stage change), so a change there converts the later batches again too.
@@ -147,23 +151,38 @@ def ingest_sources(
     *,
     run_id: str,
     until_batch: str | None = None,
+    settle_seconds: float | None = None,
     log: Callable[[str], None] = print,
     warn: Callable[[str], None] = print,
 ) -> IngestionReport:
     """Convert (CRM exports) and load every source of the config, in order.
 
     ``until_batch`` is a sensor run's batch: ``<batch>`` with one source, or
-    ``<source>/<batch>``; the source it names loads batches up to it only.
+    ``<source>/<batch>``; the source it names loads batches up to it only. With
+    ``settle_seconds`` (scheduled runs), a batch whose files changed more recently than
+    that is still being written: it and the batches after it wait for a later run.
     """
     target_source, _, target_batch = (until_batch or "").rpartition("/")
     stages = stage_map(cfg)
     combined = IngestionReport()
     for spec in cfg.sources:
+        until = target_batch if target_batch and target_source in ("", spec.name) else None
+        if settle_seconds is not None and spec.kind != "synthetic":
+            _, writing = settled_batches(spec.landing_dir, settle_seconds, time.time())
+            if writing:
+                waiting = [f.name for f in batch_folders(spec.landing_dir) if f.name >= writing[0]]
+                warn(
+                    f"{spec.name}: left for a later run, still being written: {', '.join(waiting)}"
+                )
+                # Every batch before the first one still being written, and none after.
+                before = [f.name for f in batch_folders(spec.landing_dir) if f.name < writing[0]]
+                limit = before[-1] if before else ""
+                until = limit if until is None else min(until, limit)
         landing = spec.landing_dir
         if spec.is_adapter:
             landing = converted_dir(cfg.warehouse, spec)
             # What an export lacked changes what the marts can say: the user must see it.
-            for note in convert_landing(spec, landing):
+            for note in convert_landing(spec, landing, until_batch=until):
                 warn(note)
         report = ingest(
             con,
@@ -174,7 +193,7 @@ def ingest_sources(
             severities=cfg.quality.severity,
             quarantine_max_share=cfg.quality.quarantine_max_share,
             run_id=run_id,
-            until_batch=target_batch if target_batch and target_source in ("", spec.name) else None,
+            until_batch=until,
             full_export=spec.full_export,
             value_labels=cfg.value_labels,
         )

@@ -13,6 +13,8 @@ from ingestion.warehouse import connect
 from orchestration.lib.pipeline import BATCH_TAG, PipelineResource, WarehouseWriter
 
 RAW_TABLES: tuple[str, ...] = (*ENTITIES, "stage_map")
+# Dagster's tag on runs its scheduler launched.
+SCHEDULE_TAG = "dagster/schedule_name"
 
 
 def raw_key(table: str) -> dg.AssetKey:
@@ -63,6 +65,9 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
             cfg,
             run_id=context.run.run_id,
             until_batch=until_batch,
+            # A scheduled run may start while an export is being written; the sensor's
+            # runs only ever get settled batches.
+            settle_seconds=cfg.sensor.settle_seconds if SCHEDULE_TAG in context.run.tags else None,
             log=context.log.info,
             warn=context.log.warning,
         )
