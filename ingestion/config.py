@@ -172,7 +172,7 @@ class PipelineConfig:
         """The config with command-line options applied (None means: keep the file's)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if "source" in changes:
-            _check_source(changes["source"], "--source")
+            check_source(changes["source"], "--source")
         for key in ("landing_dir", "warehouse"):
             if key in changes:
                 changes[key] = Path(changes[key])
@@ -198,7 +198,7 @@ def format_as_of(value: datetime) -> str:
     return value.isoformat(sep=" ")
 
 
-def _check_source(kind: str, where: str) -> None:
+def check_source(kind: str, where: str) -> None:
     name, _, mapping = kind.partition(":")
     if name not in SOURCE_KINDS or (name == "mapping") != bool(mapping):
         raise ConfigError(
@@ -254,7 +254,7 @@ def load_config(path: Path | None) -> PipelineConfig:
         )
     cfg = PipelineConfig()
     source = str(data.get("source", cfg.source))
-    _check_source(source, f"{path}: source")
+    check_source(source, f"{path}: source")
     tz = str(data.get("source_timezone", cfg.source_timezone))
     _check_timezone(tz, f"{path}: source_timezone")
     schedule = ScheduleSettings(**_section(data, "schedule", ScheduleSettings, path))

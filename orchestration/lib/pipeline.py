@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
-from ingestion.config import PipelineConfig, load_config, parse_as_of
+from ingestion.config import PipelineConfig, check_source, load_config, parse_as_of
 from ingestion.warehouse import WriterLock
 
 # A run's as_of travels as a run tag, so every step of the run (and a re-execution of it)
@@ -32,9 +32,12 @@ class PipelineResource(dg.ConfigurableResource):
     @classmethod
     def from_env(cls) -> "PipelineResource":
         """The settings a daemon or `dagster dev` gets: CRM_* environment variables."""
+        source = os.environ.get("CRM_SOURCE") or None
+        if source is not None:
+            check_source(source, "CRM_SOURCE")  # named as the operator wrote it
         return cls(
             config_path=os.environ.get("CRM_CONFIG") or None,
-            source=os.environ.get("CRM_SOURCE") or None,
+            source=source,
             landing_dir=os.environ.get("CRM_LANDING_DIR") or None,
             warehouse=os.environ.get("CRM_WAREHOUSE_PATH") or None,
         )
