@@ -124,8 +124,12 @@ def send_alert(
             if not sent:
                 del state[record["key"]]
     except OSError as exc:
-        # The state file is a convenience; without it alerts still go out and get logged.
-        log.warning(f"alert delivery state {cfg.alert_state} unusable: {exc}")
+        # The state file only spares repeats; without it every sink still gets the alert.
+        log.warning(f"alert delivery state {cfg.alert_state} unusable ({exc}); not deduplicated")
+        done = {d["sink"] for d in record["deliveries"]}
+        for sink in sinks:
+            if sink.name not in done:
+                record["deliveries"].append(_deliver(sink, alert, cfg, secrets, log))
     finally:
         try:
             _append(cfg.alert_log, record)

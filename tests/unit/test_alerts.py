@@ -760,3 +760,14 @@ def test_send_alert_with_a_misconfigured_environment(cfg, http, log):
     assert_no_secret(
         cfg.alert_log.read_text(), *log.all, secrets=(WEBHOOK_SECRET_PATH, SLACK_TOKEN)
     )
+
+
+def test_an_unusable_state_file_only_costs_deduplication(tmp_path, http, log):
+    cfg = config(tmp_path)
+    cfg.alert_state.parent.mkdir(parents=True, exist_ok=True)
+    cfg.alert_state.mkdir()  # a directory where the state file should be: unreadable
+    env = webhook_env(http, WEBHOOK_SECRET_PATH)
+    record = send_alert(cfg, make_alert(), log=log, env=env)
+    assert record["deliveries"] == [{"sink": "webhook", "status": "delivered", "attempts": 1}]
+    assert len(http.requests) == 1
+    assert any("not deduplicated" in w for w in log.warnings)
