@@ -15,6 +15,7 @@ end up as ``_attributes`` in ``raw.*``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ingestion.errors import LandingError
 from ingestion.schema import ENTITIES
 
 DATE_ORDERS = ("mdy", "dmy")
+_VIEWS = itertools.count(1)
 
 
 def sql_str(value: str) -> str:
@@ -154,7 +156,6 @@ class ExportBatch:
     con: duckdb.DuckDBPyConnection
     folder: Path
     date_order: str = "mdy"
-    _count: int = 0
 
     @property
     def batch_id(self) -> str:
@@ -172,22 +173,24 @@ class ExportBatch:
         path = self.file(*names)
         return None if path is None else self.read_path(path)
 
-    def read_path(self, path: Path) -> Export:
-        self._count += 1
-        view = f"_export_{self._count}"
+    def read_path(self, path: Path, delimiter: str = ",", date_order: str | None = None) -> Export:
+        # View names are unique per process: an adapter may read earlier batches' files
+        # (another ExportBatch) on the same connection beside this one's.
+        view = f"_export_{next(_VIEWS)}"
         try:
             self.con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_csv("
-                f"{sql_str(str(path))}, header = true, all_varchar = true, delim = ',', "
-                f"quote = '\"', escape = '\"', null_padding = true, parallel = false)"
+                f"{sql_str(str(path))}, header = true, all_varchar = true, "
+                f"delim = {sql_str(delimiter)}, quote = '\"', escape = '\"', "
+                f"null_padding = true, parallel = false)"
             )
             columns = [r[0] for r in self.con.execute(f"DESCRIBE {view}").fetchall()]
         except duckdb.Error as exc:
             raise LandingError(
-                f"{path}: cannot be read as a CSV export ({str(exc).splitlines()[0]}). "
-                f"Export it again as comma-separated UTF-8 with a header row."
+                f"{path}: cannot be read as a CSV export with delimiter {delimiter!r} "
+                f"({str(exc).splitlines()[0]}). Export it again as UTF-8 with a header row."
             ) from exc
-        return Export(path, view, {_norm(c): c for c in columns}, self.date_order)
+        return Export(path, view, {_norm(c): c for c in columns}, date_order or self.date_order)
 
 
 @dataclass

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import itertools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,7 +50,7 @@ import duckdb
 import yaml
 
 from ingestion.config import SourceSpec
-from ingestion.errors import ConfigError, LandingError
+from ingestion.errors import ConfigError
 from ingestion.landing import batch_folders
 from ingestion.schema import (
     ACTIVITY_TYPES,
@@ -107,7 +106,6 @@ _VALUE_SETS: dict[tuple[str, str], tuple[str, ...]] = {
     ("stages", "stage"): _STAGES,
 }
 _OTHERWISE = "*"  # the value-map key for "any other value"
-_VIEWS = itertools.count(1)
 
 
 def _norm(text: str) -> str:
@@ -576,7 +574,7 @@ def _exports(
         )
     exports = []
     for path in paths:
-        ex = _read(batch.con, path, mp.delimiter, date_order)
+        ex = batch.read_path(path, delimiter=mp.delimiter, date_order=date_order)
         for src in em.sources():
             if ex.has(src):
                 continue
@@ -594,27 +592,6 @@ def _exports(
             )
         exports.append(ex)
     return exports
-
-
-def _read(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, date_order: str) -> Export:
-    """One file as text, like ``ExportBatch.read_path`` but with the mapping's delimiter.
-    View names come from this module's own counter, so a previous batch's files (full
-    exports) can be read on the same connection beside this batch's."""
-    view = f"_mapping_export_{next(_VIEWS)}"
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_csv("
-            f"{sql_str(str(path))}, header = true, all_varchar = true, "
-            f"delim = {sql_str(delimiter)}, quote = '\"', escape = '\"', null_padding = true, "
-            f"parallel = false)"
-        )
-        columns = [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
-    except duckdb.Error as exc:
-        raise LandingError(
-            f"{path}: cannot be read as a CSV export with delimiter {delimiter!r} "
-            f"({str(exc).splitlines()[0]}). Export it again as UTF-8 with a header row."
-        ) from exc
-    return Export(path, view, {_norm(c): c for c in columns}, date_order)
 
 
 def _source(ex: Export, src: str | None) -> str:

@@ -164,33 +164,10 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
 # --- helpers -------------------------------------------------------------------------
 
 
-def _year4(expr: str) -> str:
-    """A report-style value with a two-digit year (02/23/26 08:55 PM) with four digits.
-
-    Works around ``export.timestamp_sql``: it tries ``%m/%d/%Y`` before ``%m/%d/%y``, and
-    DuckDB's ``%Y`` takes "26" as the year 26. The century follows POSIX ``%y``: 00–68 are
-    20xx, 69–99 are 19xx."""
-    head, tail = r"^(\d{1,2}[/.]\d{1,2}[/.])", r"((?:\s.*)?)$"
-    return (
-        f"regexp_replace(regexp_replace({expr}, '{head}([0-5]\\d|6[0-8]){tail}', '\\120\\2\\3'), "
-        f"'{head}(69|[7-9]\\d){tail}', '\\119\\2\\3')"
-    )
-
-
-def _unless_unparsed(converted: str, expr: str) -> str:
-    """``converted``, or the value as exported when no format fitted (the gate names it)."""
-    return f"CASE WHEN {converted} = {_year4(expr)} THEN {expr} ELSE {converted} END"
-
-
 def _ts(expr: str, date_order: str) -> str:
     """A timestamp as the loader reads it, with ``+0000``-style offsets given a colon."""
     pattern = r"'^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?[+-]\d{2})(\d{2})$'"
-    converted = timestamp_sql(_year4(expr), date_order)
-    return f"regexp_replace({_unless_unparsed(converted, expr)}, {pattern}, '\\1:\\2')"
-
-
-def _date(expr: str, date_order: str) -> str:
-    return _unless_unparsed(date_sql(_year4(expr), date_order), expr)
+    return f"regexp_replace({timestamp_sql(expr, date_order)}, {pattern}, '\\1:\\2')"
 
 
 def _norm_sql(expr: str) -> str:
@@ -263,7 +240,7 @@ def _opportunities(con: duckdb.DuckDBPyConnection, e: Export, notes: list[str]) 
         ("currency", e.col("CurrencyIsoCode"), ("CurrencyIsoCode",)),
         ("probability", _percent(e.col("Probability")), ("Probability",)),
         ("lead_source", e.col("LeadSource"), ("LeadSource",)),
-        ("close_date", _date(e.col("CloseDate"), o), ("CloseDate",)),
+        ("close_date", date_sql(e.col("CloseDate"), o), ("CloseDate",)),
         ("is_closed", e.bool("IsClosed"), ("IsClosed",)),
         ("is_won", e.bool("IsWon"), ("IsWon",)),
         (
@@ -335,7 +312,7 @@ def _contacts(con: duckdb.DuckDBPyConnection, e: Export, notes: list[str]) -> tu
 def _leads(con: duckdb.DuckDBPyConnection, e: Export, notes: list[str]) -> tuple[str, str]:
     o = e.date_order
     created = _ts(e.col("CreatedDate"), o)
-    converted = _date(e.col("ConvertedDate"), o)
+    converted = date_sql(e.col("ConvertedDate"), o)
     # ConvertedDate is a date (the converting user's day), CreatedDate a UTC time: a lead
     # converted the day it was created would read as converted before it was created. A
     # conversion on the creation day (or the day before, a time-zone difference) is taken
@@ -534,7 +511,7 @@ def _fx_rates(batch: ExportBatch, notes: list[str]) -> str | None:
     number = f"TRY_CAST({rate} AS DOUBLE)"
     # A rate of 0 or one that is not a number passes unchanged: the gate rejects it.
     inverse = f"CASE WHEN {number} <> 0 THEN CAST(1 / {number} AS VARCHAR) ELSE {rate} END"
-    day = _date(e.col("StartDate"), e.date_order) if dated is not None else "'1900-01-01'"
+    day = date_sql(e.col("StartDate"), e.date_order) if dated is not None else "'1900-01-01'"
     items = [
         ("currency", e.col("IsoCode"), ("IsoCode",)),
         ("rate_date", day, ("StartDate",) if dated is not None else ()),
