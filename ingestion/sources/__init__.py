@@ -170,12 +170,13 @@ def ingest_sources(
         if settle_seconds is not None and spec.kind != "synthetic":
             _, writing = settled_batches(spec.landing_dir, settle_seconds, time.time())
             if writing:
-                waiting = [f.name for f in batch_folders(spec.landing_dir) if f.name >= writing[0]]
+                names = [f.name for f in batch_folders(spec.landing_dir)]
+                waiting = [n for n in names if n >= writing[0]]
                 warn(
                     f"{spec.name}: left for a later run, still being written: {', '.join(waiting)}"
                 )
                 # Every batch before the first one still being written, and none after.
-                before = [f.name for f in batch_folders(spec.landing_dir) if f.name < writing[0]]
+                before = [n for n in names if n < writing[0]]
                 limit = before[-1] if before else ""
                 until = limit if until is None else min(until, limit)
         landing = spec.landing_dir
