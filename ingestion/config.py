@@ -112,6 +112,21 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class ForecastSettings:
+    """The forecast and after-sales marts (`forecast:`), passed to dbt as vars."""
+
+    # Stage-win probabilities are learned from deals closed in [t - lookback_days, t):
+    # long enough to hold many closed deals, short enough to follow a changing market.
+    lookback_days: int = 365
+    # Below this many closed deals that reached a stage, its learned share is noise, and
+    # the configured stage probability is used instead.
+    min_closed_deals: int = 20
+    # A won deal counts as followed up when an activity on it falls in
+    # (closed_at, closed_at + follow_up_days].
+    follow_up_days: int = 30
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     # synthetic | crm | salesforce | hubspot | pipedrive | mapping:FILE
     source: str = "synthetic"
@@ -138,6 +153,7 @@ class PipelineConfig:
     stage_map: StageMap = field(default_factory=StageMap)
     quality: QualitySettings = field(default_factory=QualitySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
 
     @property
     def alert_log(self) -> Path:
@@ -228,6 +244,7 @@ _TOP_KEYS = {
     "stage_labels",
     "quality",
     "alerts",
+    "forecast",
 }
 
 
@@ -292,6 +309,7 @@ def load_config(path: Path | None) -> PipelineConfig:
         stage_map=_stage_map(data, path),
         quality=_quality(data, path),
         alerts=_alerts(data, path),
+        forecast=_forecast(data, path),
     )
 
 
@@ -382,6 +400,23 @@ def _alerts(data: dict[str, Any], path: Path) -> AlertSettings:
     if values.get("timeout_seconds", 1) <= 0:
         raise ConfigError(f"{path}: alerts.timeout_seconds must be above 0.")
     return AlertSettings(**values)
+
+
+_FORECAST_UNITS = {"lookback_days": "days", "min_closed_deals": "deals", "follow_up_days": "days"}
+
+
+def _forecast(data: dict[str, Any], path: Path) -> ForecastSettings:
+    values: dict[str, int] = {}
+    for name, value in _section(data, "forecast", ForecastSettings, path, types=False).items():
+        # bool is an int in Python, and YAML reads `yes` as true: refuse it explicitly.
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"{path}: forecast.{name} must be a whole number of {_FORECAST_UNITS[name]}, "
+                f"at least 1 (e.g. {name}: {getattr(ForecastSettings(), name)}), "
+                f"not {value!r}."
+            )
+        values[name] = value
+    return ForecastSettings(**values)
 
 
 def _quality(data: dict[str, Any], path: Path) -> QualitySettings:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+import duckdb
 
 from ingestion.warehouse import connect
 
@@ -55,7 +59,120 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
 
+# The forecast covers the month of as_of and the two after it: the quarter a sales leader
+# commits to, and the horizon over which open deals' close dates still mean something.
+_FORECAST_MONTHS = 3
+# How the summary names the backtest's methods: "empirical" means little to a sales leader.
+_METHOD_LABELS = {"configured": "configured", "empirical": "learned"}
+_NO_VERDICT = "Too little history yet to say which probabilities to trust."
+
+_FORECAST_SQL = """
+select
+    date_trunc('month', expected_close_month)::date as month,
+    sum(open_count),
+    sum(won_amount_to_date),
+    sum(expected_amount_configured),
+    sum(forecast_amount)
+from marts.kpi_forecast_monthly
+where expected_close_month >= ? and expected_close_month < ?
+group by 1
+"""
+
+# abs_pct_error is null for a month whose actual won amount is 0: no percentage exists, so
+# avg and count skip it.
+_BACKTEST_SQL = """
+select method, avg(abs_pct_error), count(abs_pct_error)
+from marts.kpi_forecast_backtest
+group by method
+"""
+
+
+def _add_months(month: date, count: int) -> date:
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _marts_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_name from information_schema.tables where table_schema = 'marts'"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def _forecast_lines(first_month: date | None, rows: list[tuple[Any, ...]]) -> list[str]:
+    """A line per month: won so far plus what open deals are expected to bring, forecast
+    once with the configured stage probabilities and once with the learned ones."""
+    lines = ["Won-amount forecast by expected close month (configured vs learned probabilities):"]
+    if first_month is None:
+        return [*lines, "  n/a (marts.kpi_monthly has no month yet)"]
+    by_month = {row[0]: row[1:] for row in rows}
+    table = []
+    for i in range(_FORECAST_MONTHS):
+        month = _add_months(first_month, i)
+        # A month without a row has no open deal expected to close in it and nothing won.
+        open_count, won, expected_configured, forecast = by_month.get(month, (0, 0, 0, 0))
+        table.append(
+            (
+                f"{month:%Y-%m}",
+                f"{(won or 0) + (expected_configured or 0):,.0f}",
+                f"{forecast or 0:,.0f}",
+                f"{won or 0:,.0f}",
+                open_count or 0,
+            )
+        )
+    configured_width = max(len(r[1]) for r in table)
+    learned_width = max(len(r[2]) for r in table)
+    for label, configured, learned, won, open_count in table:
+        deals = "open deal" if open_count == 1 else "open deals"
+        lines.append(
+            f"  {label}   configured {configured:>{configured_width}}"
+            f"   learned {learned:>{learned_width}}"
+            f"   (won so far {won}; {open_count:,} {deals})"
+        )
+    return lines
+
+
+def _backtest_lines(rows: list[tuple[Any, ...]]) -> list[str]:
+    """Each method's mean absolute percentage error at past month-ends, and which
+    probabilities that says to trust."""
+    lines = ["Backtest at past month-ends (mean absolute % error of the forecast won amount):"]
+    if not rows:
+        return [*lines, "  n/a (no past month-end to test against yet)", f"  {_NO_VERDICT}"]
+    by_method = {method: (mape, months) for method, mape, months in rows}
+    if not any(months for _, months in by_method.values()):
+        return [
+            *lines,
+            "  n/a (no deal open at a past month-end has been won yet)",
+            f"  {_NO_VERDICT}",
+        ]
+    mapes: dict[str, float] = {}
+    for method, label in _METHOD_LABELS.items():
+        if method not in by_method:
+            lines.append(f"  {label:<11} n/a (not in the backtest)")
+            continue
+        mape, months = by_method[method]
+        if not months:
+            lines.append(f"  {label:<11} n/a (no past month-end with a won deal)")
+            continue
+        mapes[label] = mape
+        lines.append(f"  {label:<11} {mape:>6.1%} over {months} month{'' if months == 1 else 's'}")
+    return [*lines, f"  {_verdict(mapes)}"]
+
+
+def _verdict(mapes: dict[str, float]) -> str:
+    if len(mapes) < len(_METHOD_LABELS):
+        return _NO_VERDICT
+    (label_a, mape_a), (label_b, mape_b) = mapes.items()
+    # Compared as printed: a difference the 0.1% shown does not reveal is no reason to
+    # prefer one set of probabilities.
+    if f"{mape_a:.1%}" == f"{mape_b:.1%}":
+        return f"A tie at {mape_a:.1%}: neither set of probabilities forecast better."
+    best, other = (label_a, label_b) if mape_a < mape_b else (label_b, label_a)
+    return f"Trust the {best} probabilities: their forecasts erred less than the {other} ones."
+
+
 def kpi_summary(warehouse: Path) -> str:
+    """The headline KPIs, the forecast and its backtest, as printed after a run."""
     con = connect(warehouse, read_only=True)
     try:
         row = con.execute(_SUMMARY_SQL).fetchone()
@@ -63,6 +180,21 @@ def kpi_summary(warehouse: Path) -> str:
             "select stage, median_days from marts.kpi_stage_duration where is_bottleneck"
         ).fetchone()
         (opportunities,) = con.execute("select count(*) from marts.fct_opportunities").fetchone()
+        # A warehouse built before the forecast marts existed lacks them: skip their lines.
+        tables = _marts_tables(con)
+        month = row[0]
+        first_month = None if month is None else date(month.year, month.month, 1)
+        forecast = backtest = None
+        if "kpi_forecast_monthly" in tables:
+            forecast = (
+                []
+                if first_month is None
+                else con.execute(
+                    _FORECAST_SQL, [first_month, _add_months(first_month, _FORECAST_MONTHS)]
+                ).fetchall()
+            )
+        if "kpi_forecast_backtest" in tables:
+            backtest = con.execute(_BACKTEST_SQL).fetchall()
     finally:
         con.close()
     month, won, lost, win_rate, deal, cycle, velocity, open_now, open_amount = row
@@ -77,6 +209,10 @@ def kpi_summary(warehouse: Path) -> str:
         f"  pipeline velocity    {_fmt(velocity, '{:,.0f}')} per day",
         "  bottleneck stage     "
         + (f"{bottleneck[0]} (median {bottleneck[1]:.1f} days)" if bottleneck else "n/a"),
-        f"Warehouse: {warehouse}  (query the marts.* tables with any DuckDB client)",
     ]
+    if forecast is not None:
+        lines += _forecast_lines(first_month, forecast)
+    if backtest is not None:
+        lines += _backtest_lines(backtest)
+    lines.append(f"Warehouse: {warehouse}  (query the marts.* tables with any DuckDB client)")
     return "\n".join(lines)

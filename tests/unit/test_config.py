@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.config import PipelineConfig, load_config, parse_as_of
+from ingestion.config import ForecastSettings, PipelineConfig, load_config, parse_as_of
 from ingestion.errors import ConfigError
 
 
@@ -95,6 +95,7 @@ def test_the_example_config_in_the_repo_is_valid():
     cfg = load_config(example)
     assert cfg.source == "synthetic"
     assert cfg.stage_map.label_map()["contract sent"] == "negotiation"
+    assert cfg.forecast == ForecastSettings()  # the file shows the defaults
 
 
 def test_automation_and_alert_settings(tmp_path):
@@ -120,3 +121,95 @@ def test_automation_and_alert_settings(tmp_path):
     # An absolute alert log stays where it is; the delivery state goes beside it.
     assert cfg.alert_log == Path("/var/log/crm/alerts.jsonl")
     assert cfg.alert_state == Path("/var/log/crm/alerts.sent.json")
+
+
+def test_forecast_defaults(tmp_path):
+    assert load_config(None).forecast == ForecastSettings(365, 20, 30)
+    # A file without the section, and an empty `forecast:`, keep every default.
+    assert load_config(write(tmp_path, "source: synthetic\n")).forecast == ForecastSettings(
+        365, 20, 30
+    )
+    assert load_config(write(tmp_path, "forecast:\n")).forecast == ForecastSettings(365, 20, 30)
+
+
+def test_forecast_values(tmp_path):
+    cfg = load_config(
+        write(tmp_path, "forecast: {lookback_days: 90, min_closed_deals: 1, follow_up_days: 14}\n")
+    )
+    assert cfg.forecast == ForecastSettings(lookback_days=90, min_closed_deals=1, follow_up_days=14)
+    # One setting given: the other two keep their defaults.
+    cfg = load_config(write(tmp_path, "forecast:\n  min_closed_deals: 5\n"))
+    assert cfg.forecast == ForecastSettings(
+        lookback_days=365, min_closed_deals=5, follow_up_days=30
+    )
+
+
+# What each setting counts and its default, as the error message names them.
+FORECAST_HINTS = {
+    "lookback_days": "days, at least 1 (e.g. lookback_days: 365)",
+    "min_closed_deals": "deals, at least 1 (e.g. min_closed_deals: 20)",
+    "follow_up_days": "days, at least 1 (e.g. follow_up_days: 30)",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "yaml_value", "shown"),
+    [
+        # YAML reads `true` as a bool, which Python would otherwise take for the int 1.
+        ("lookback_days", "true", "True"),
+        ("lookback_days", "90.5", "90.5"),
+        ("follow_up_days", "30.0", "30.0"),
+        ("min_closed_deals", "'20'", "'20'"),
+        ("min_closed_deals", "0", "0"),
+        ("follow_up_days", "-7", "-7"),
+    ],
+)
+def test_bad_forecast_values_say_what_where_and_what_to_write(tmp_path, name, yaml_value, shown):
+    path = write(tmp_path, f"forecast:\n  {name}: {yaml_value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: forecast.{name} must be a whole number of {FORECAST_HINTS[name]}, not {shown}."
+    )
+
+
+def test_forecast_section_shape_errors(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "forecast: {lookback: 90}\n"))
+    assert str(err.value) == (
+        f"{tmp_path / 'crm.yaml'}: unknown forecast setting(s) lookback; "
+        f"known: follow_up_days, lookback_days, min_closed_deals."
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "forecast: 30\n"))
+    assert str(err.value) == f"{tmp_path / 'crm.yaml'}: forecast must be a mapping."
+
+
+def test_a_bad_forecast_setting_exits_2_from_the_command_line(tmp_path, capsys):
+    from orchestration.cli import main
+
+    config = write(tmp_path, "forecast: {lookback_days: 0}\n")
+    warehouse = tmp_path / "w.duckdb"
+    code = main(["run", "--config", str(config), "--warehouse", str(warehouse)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"error: {config}: forecast.lookback_days must be a whole number of days, at least 1 "
+        f"(e.g. lookback_days: 365), not 0.\n"
+    )
+    assert not warehouse.exists()  # refused before anything ran
+
+
+def test_forecast_settings_reach_dbt(tmp_path):
+    from orchestration.defs.transform.assets import dbt_vars
+
+    cfg = load_config(
+        write(tmp_path, "forecast: {lookback_days: 180, min_closed_deals: 8, follow_up_days: 45}\n")
+    )
+    got = dbt_vars(cfg, datetime(2026, 11, 26, 6))
+    assert got["as_of"] == "2026-11-26 06:00:00"
+    assert (
+        got["forecast_lookback_days"],
+        got["forecast_min_closed_deals"],
+        got["forecast_follow_up_days"],
+    ) == (180, 8, 45)

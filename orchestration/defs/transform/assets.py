@@ -2,14 +2,28 @@
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from ingestion.config import format_as_of
+from ingestion.config import PipelineConfig, format_as_of
 from orchestration.defs.transform.project import CrmDbtTranslator, dbt_project
 from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
+
+
+def dbt_vars(cfg: PipelineConfig, as_of: datetime) -> dict[str, Any]:
+    """The vars of `dbt build`; the models read them with var(), under these names."""
+    return {
+        "as_of": format_as_of(as_of),
+        "reporting_currency": cfg.reporting_currency,
+        "warehouse_path": str(cfg.warehouse),
+        "memory_limit": cfg.memory_limit,
+        "forecast_lookback_days": cfg.forecast.lookback_days,
+        "forecast_min_closed_deals": cfg.forecast.min_closed_deals,
+        "forecast_follow_up_days": cfg.forecast.follow_up_days,
+    }
 
 
 @dbt_assets(
@@ -25,16 +39,10 @@ def dbt_models(
     warehouse_writer: WarehouseWriter,  # held for the whole run: no writer in between
 ) -> Iterator[Any]:
     cfg = pipeline.settings()
-    dbt_vars = {
-        "as_of": format_as_of(pipeline.run_as_of(context)),
-        "reporting_currency": cfg.reporting_currency,
-        "warehouse_path": str(cfg.warehouse),
-        "memory_limit": cfg.memory_limit,
-    }
     # dbt's artifacts go beside the warehouse, one folder overwritten by each run: runs on
     # one warehouse never overlap, and nothing piles up in the repository.
     invocation = dbt.cli(
-        ["build", "--vars", json.dumps(dbt_vars)],
+        ["build", "--vars", json.dumps(dbt_vars(cfg, pipeline.run_as_of(context)))],
         context=context,
         target_path=cfg.warehouse.parent / "dbt_target",
         raise_on_error=False,

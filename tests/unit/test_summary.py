@@ -1,0 +1,233 @@
+"""The KPI summary printed after a run: hand-written marts in, exact lines out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.lib.summary import kpi_summary
+
+# as_of falls in 2026-11, the last month of kpi_monthly. The three-month window is
+# 2026-09..2026-11; 2026-08 lies outside it, and its 100 won deals must not count.
+KPI_MONTHLY = [
+    # month, won, lost, won_amount, avg_cycle, velocity, open_end, open_amount_end
+    ("2026-08-01", 100, 0, 1e6, 10.0, 1.0, 1, 1.0),
+    ("2026-09-01", 2, 2, 20_000.0, 30.0, 100.0, 5, 50_000.0),
+    ("2026-10-01", 1, 3, 10_000.0, 60.0, 200.0, 4, 45_000.0),
+    ("2026-11-01", 1, 1, 30_000.0, 48.0, 250.0, 3, 40_000.0),
+]
+# Over 2026-09..11: 4 won, 6 lost → win rate 4 / 10 = 40.0%; deal size 60,000 / 4 = 15,000;
+# cycle (30 × 2 + 60 × 1 + 48 × 1) / 4 = 168 / 4 = 42.0 days; the rest from 2026-11.
+KPI_LINES = [
+    "KPI summary (12 opportunities; closed deals over the 3 months to 2026-11):",
+    "  win rate             40.0%  (4 won, 6 lost)",
+    "  average deal size    15,000",
+    "  sales cycle          42.0 days (average, won deals)",
+    "  open pipeline        3 deals, 40,000",
+    "  pipeline velocity    250 per day",
+    "  bottleneck stage     proposal (median 12.5 days)",
+]
+
+FORECAST_MONTHLY = [
+    # expected_close_month, open_count, open_amount, expected_amount_configured,
+    # expected_amount (learned), won_amount_to_date, forecast_amount
+    ("2026-11-01", 2, 20_000.0, 6_000.0, 4_500.0, 10_000.0, 14_500.0),
+    # No row for 2026-12: nothing is expected to close then.
+    ("2027-01-01", 1, 100_000.0, 25_000.0, 31_250.0, 0.0, 31_250.0),
+    # Past the three months shown (2026-11, 2026-12, 2027-01): left out.
+    ("2027-02-01", 4, 50_000.0, 9_000.0, 8_000.0, 0.0, 8_000.0),
+]
+# 2026-11: configured 10,000 won + 6,000 expected = 16,000; learned 14,500.
+# 2026-12: no row, so 0 and 0 with 0 open deals (not n/a).
+# 2027-01: configured 0 + 25,000 = 25,000; learned 31,250.
+FORECAST_LINES = [
+    "Won-amount forecast by expected close month (configured vs learned probabilities):",
+    "  2026-11   configured 16,000   learned 14,500   (won so far 10,000; 2 open deals)",
+    "  2026-12   configured      0   learned      0   (won so far 0; 0 open deals)",
+    "  2027-01   configured 25,000   learned 31,250   (won so far 0; 1 open deal)",
+]
+
+BACKTEST_HEADER = "Backtest at past month-ends (mean absolute % error of the forecast won amount):"
+NO_VERDICT = "  Too little history yet to say which probabilities to trust."
+BACKTEST = [
+    # month, method, abs_pct_error; 2026-08 had nothing won (actual 0), hence null
+    ("2026-08-01", "configured", None),
+    ("2026-08-01", "empirical", None),
+    ("2026-09-01", "configured", 0.2),
+    ("2026-09-01", "empirical", 0.1),
+    ("2026-10-01", "configured", 0.4),
+    ("2026-10-01", "empirical", 0.3),
+]
+# configured (0.2 + 0.4) / 2 = 30.0%, learned (0.1 + 0.3) / 2 = 20.0%, each over the two
+# months with a percentage; 2026-08's nulls are left out.
+BACKTEST_LINES = [
+    BACKTEST_HEADER,
+    "  configured   30.0% over 2 months",
+    "  learned      20.0% over 2 months",
+    "  Trust the learned probabilities: their forecasts erred less than the configured ones.",
+]
+
+
+def build_warehouse(
+    path: Path,
+    forecast: list[tuple] | None = FORECAST_MONTHLY,
+    backtest: list[tuple] | None = BACKTEST,
+) -> Path:
+    """The marts the summary reads, with only the columns it reads; None leaves a
+    forecast table out, as in a warehouse built before the forecast marts existed."""
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.kpi_monthly (month date, won_count bigint, lost_count bigint, "
+        "won_amount double, avg_sales_cycle_days double, pipeline_velocity_per_day double, "
+        "open_count_end bigint, open_amount_end double)"
+    )
+    con.executemany("insert into marts.kpi_monthly values (?, ?, ?, ?, ?, ?, ?, ?)", KPI_MONTHLY)
+    con.execute(
+        "create table marts.kpi_stage_duration (stage varchar, median_days double, "
+        "is_bottleneck boolean)"
+    )
+    con.execute(
+        "insert into marts.kpi_stage_duration values ('meeting', 3.0, false), "
+        "('proposal', 12.5, true)"
+    )
+    con.execute(
+        "create table marts.fct_opportunities as "
+        "select 'O' || i as opportunity_id from range(12) t(i)"
+    )
+    if forecast is not None:
+        con.execute(
+            "create table marts.kpi_forecast_monthly (expected_close_month date, "
+            "open_count bigint, open_amount double, expected_amount_configured double, "
+            "expected_amount double, won_amount_to_date double, forecast_amount double)"
+        )
+        if forecast:
+            con.executemany(
+                "insert into marts.kpi_forecast_monthly values (?, ?, ?, ?, ?, ?, ?)", forecast
+            )
+    if backtest is not None:
+        con.execute(
+            "create table marts.kpi_forecast_backtest (month date, method varchar, "
+            "abs_pct_error double)"
+        )
+        if backtest:
+            con.executemany("insert into marts.kpi_forecast_backtest values (?, ?, ?)", backtest)
+    con.close()
+    return path
+
+
+def warehouse_line(path: Path) -> str:
+    return f"Warehouse: {path}  (query the marts.* tables with any DuckDB client)"
+
+
+def test_summary_with_forecast_and_backtest(tmp_path):
+    warehouse = build_warehouse(tmp_path / "w.duckdb")
+    assert kpi_summary(warehouse).splitlines() == [
+        *KPI_LINES,
+        *FORECAST_LINES,
+        *BACKTEST_LINES,
+        warehouse_line(warehouse),
+    ]
+
+
+def test_an_older_warehouse_without_the_forecast_marts_still_gets_its_summary(tmp_path):
+    warehouse = build_warehouse(tmp_path / "w.duckdb", forecast=None, backtest=None)
+    assert kpi_summary(warehouse).splitlines() == [*KPI_LINES, warehouse_line(warehouse)]
+
+
+def test_each_forecast_mart_is_skipped_on_its_own(tmp_path):
+    only_backtest = build_warehouse(tmp_path / "a.duckdb", forecast=None)
+    assert kpi_summary(only_backtest).splitlines() == [
+        *KPI_LINES,
+        *BACKTEST_LINES,
+        warehouse_line(only_backtest),
+    ]
+    only_forecast = build_warehouse(tmp_path / "b.duckdb", backtest=None)
+    assert kpi_summary(only_forecast).splitlines() == [
+        *KPI_LINES,
+        *FORECAST_LINES,
+        warehouse_line(only_forecast),
+    ]
+
+
+def test_an_empty_forecast_shows_zero_for_every_month(tmp_path):
+    warehouse = build_warehouse(tmp_path / "w.duckdb", forecast=[])
+    lines = kpi_summary(warehouse).splitlines()
+    assert lines[len(KPI_LINES) + 1 : len(KPI_LINES) + 4] == [
+        "  2026-11   configured 0   learned 0   (won so far 0; 0 open deals)",
+        "  2026-12   configured 0   learned 0   (won so far 0; 0 open deals)",
+        "  2027-01   configured 0   learned 0   (won so far 0; 0 open deals)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("backtest", "expected"),
+    [
+        pytest.param(
+            [],
+            ["  n/a (no past month-end to test against yet)", NO_VERDICT],
+            id="empty",
+        ),
+        pytest.param(
+            [("2026-10-01", "configured", None), ("2026-10-01", "empirical", None)],
+            ["  n/a (no deal open at a past month-end has been won yet)", NO_VERDICT],
+            id="nothing-won-since",
+        ),
+        pytest.param(
+            # configured (0.1 + 0.3) / 2 = 20.0% < learned 0.5 = 50.0% (one month).
+            [
+                ("2026-09-01", "configured", 0.1),
+                ("2026-10-01", "configured", 0.3),
+                ("2026-10-01", "empirical", 0.5),
+            ],
+            [
+                "  configured   20.0% over 2 months",
+                "  learned      50.0% over 1 month",
+                "  Trust the configured probabilities: their forecasts erred less than the "
+                "learned ones.",
+            ],
+            id="configured-better",
+        ),
+        pytest.param(
+            # configured (0.2 + 0.4) / 2 = 30.0%, learned (0.1 + 0.5) / 2 = 30.0%: a tie.
+            [
+                ("2026-09-01", "configured", 0.2),
+                ("2026-10-01", "configured", 0.4),
+                ("2026-09-01", "empirical", 0.1),
+                ("2026-10-01", "empirical", 0.5),
+            ],
+            [
+                "  configured   30.0% over 2 months",
+                "  learned      30.0% over 2 months",
+                "  A tie at 30.0%: neither set of probabilities forecast better.",
+            ],
+            id="tie",
+        ),
+        pytest.param(
+            # 0.3001 and 0.2999 both print as 30.0%: no visible reason to prefer one.
+            [("2026-10-01", "configured", 0.3001), ("2026-10-01", "empirical", 0.2999)],
+            [
+                "  configured   30.0% over 1 month",
+                "  learned      30.0% over 1 month",
+                "  A tie at 30.0%: neither set of probabilities forecast better.",
+            ],
+            id="tie-as-printed",
+        ),
+        pytest.param(
+            [("2026-10-01", "configured", 0.25)],
+            [
+                "  configured   25.0% over 1 month",
+                "  learned     n/a (not in the backtest)",
+                NO_VERDICT,
+            ],
+            id="one-method-missing",
+        ),
+    ],
+)
+def test_backtest_lines(tmp_path, backtest, expected):
+    warehouse = build_warehouse(tmp_path / "w.duckdb", backtest=backtest)
+    lines = kpi_summary(warehouse).splitlines()
+    start = len(KPI_LINES) + len(FORECAST_LINES)
+    assert lines[start:-1] == [BACKTEST_HEADER, *expected]
