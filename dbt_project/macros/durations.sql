@@ -16,3 +16,16 @@
 {% macro next_month_start(month_expr) -%}
     cast({{ dbt.dateadd('month', 1, month_expr) }} as {{ dbt.type_timestamp() }})
 {%- endmacro %}
+
+{#
+    The outcome a stage category stands for (KPIS.md, "status"): won and post-sale stages
+    are won, lost stages lost, open stages open.
+#}
+{% macro outcome_of(stage_category) -%}
+    case {{ stage_category }}
+        when 'lost' then 'lost'
+        when 'won' then 'won'
+        when 'post_sale' then 'won'
+        else 'open'
+    end
+{%- endmacro %}

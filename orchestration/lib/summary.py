@@ -78,11 +78,17 @@ where expected_close_month >= ? and expected_close_month < ?
 group by 1
 """
 
+# A month's error means something once its deals are decided: for the last months most of
+# the pipeline is still open, their actual won amount is still growing, and every method
+# looks as if it over-predicted. Only settled months count: at most this share of the
+# month-end pipeline still open at as_of.
+SETTLED_MAX_OPEN_SHARE = 0.10
 # abs_pct_error is null for a month whose actual won amount is 0: no percentage exists, so
 # avg and count skip it.
-_BACKTEST_SQL = """
+_BACKTEST_SQL = f"""
 select method, avg(abs_pct_error), count(abs_pct_error)
 from marts.kpi_forecast_backtest
+where still_open_amount <= {SETTLED_MAX_OPEN_SHARE} * open_amount
 group by method
 """
 
@@ -135,14 +141,17 @@ def _forecast_lines(first_month: date | None, rows: list[tuple[Any, ...]]) -> li
 def _backtest_lines(rows: list[tuple[Any, ...]]) -> list[str]:
     """Each method's mean absolute percentage error at past month-ends, and which
     probabilities that says to trust."""
-    lines = ["Backtest at past month-ends (mean absolute % error of the forecast won amount):"]
+    lines = [
+        "Backtest at past month-ends (mean absolute % error of the forecast won amount, "
+        f"months whose deals are at least {1 - SETTLED_MAX_OPEN_SHARE:.0%} decided):"
+    ]
     if not rows:
-        return [*lines, "  n/a (no past month-end to test against yet)", f"  {_NO_VERDICT}"]
+        return [*lines, "  n/a (no settled past month-end to test against yet)", f"  {_NO_VERDICT}"]
     by_method = {method: (mape, months) for method, mape, months in rows}
     if not any(months for _, months in by_method.values()):
         return [
             *lines,
-            "  n/a (no deal open at a past month-end has been won yet)",
+            "  n/a (no deal open at a settled past month-end has been won yet)",
             f"  {_NO_VERDICT}",
         ]
     mapes: dict[str, float] = {}
@@ -152,7 +161,7 @@ def _backtest_lines(rows: list[tuple[Any, ...]]) -> list[str]:
             continue
         mape, months = by_method[method]
         if not months:
-            lines.append(f"  {label:<11} n/a (no past month-end with a won deal)")
+            lines.append(f"  {label:<11} n/a (no settled past month-end with a won deal)")
             continue
         mapes[label] = mape
         lines.append(f"  {label:<11} {mape:>6.1%} over {months} month{'' if months == 1 else 's'}")

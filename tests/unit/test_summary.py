@@ -49,10 +49,14 @@ FORECAST_LINES = [
     "  2027-01   configured 25,000   learned 31,250   (won so far 0; 1 open deal)",
 ]
 
-BACKTEST_HEADER = "Backtest at past month-ends (mean absolute % error of the forecast won amount):"
+BACKTEST_HEADER = (
+    "Backtest at past month-ends (mean absolute % error of the forecast won amount, "
+    "months whose deals are at least 90% decided):"
+)
 NO_VERDICT = "  Too little history yet to say which probabilities to trust."
 BACKTEST = [
-    # month, method, abs_pct_error; 2026-08 had nothing won (actual 0), hence null
+    # month, method, abs_pct_error[, open_amount, still_open_amount: settled (100, 0) when
+    # left out]; 2026-08 had nothing won (actual 0), hence null
     ("2026-08-01", "configured", None),
     ("2026-08-01", "empirical", None),
     ("2026-09-01", "configured", 0.2),
@@ -110,10 +114,11 @@ def build_warehouse(
     if backtest is not None:
         con.execute(
             "create table marts.kpi_forecast_backtest (month date, method varchar, "
-            "abs_pct_error double)"
+            "abs_pct_error double, open_amount double, still_open_amount double)"
         )
         if backtest:
-            con.executemany("insert into marts.kpi_forecast_backtest values (?, ?, ?)", backtest)
+            rows = [row if len(row) == 5 else (*row, 100.0, 0.0) for row in backtest]
+            con.executemany("insert into marts.kpi_forecast_backtest values (?, ?, ?, ?, ?)", rows)
     con.close()
     return path
 
@@ -167,13 +172,34 @@ def test_an_empty_forecast_shows_zero_for_every_month(tmp_path):
     [
         pytest.param(
             [],
-            ["  n/a (no past month-end to test against yet)", NO_VERDICT],
+            ["  n/a (no settled past month-end to test against yet)", NO_VERDICT],
             id="empty",
         ),
         pytest.param(
             [("2026-10-01", "configured", None), ("2026-10-01", "empirical", None)],
-            ["  n/a (no deal open at a past month-end has been won yet)", NO_VERDICT],
+            ["  n/a (no deal open at a settled past month-end has been won yet)", NO_VERDICT],
             id="nothing-won-since",
+        ),
+        pytest.param(
+            # 2026-10 still has 11 of its 100 open at as_of (more than 10%): left out, so
+            # configured 0.2 and learned 0.1 come from 2026-09 alone. 2026-11 with exactly
+            # 10 of 100 still open is settled: configured (0.2 + 0.4) / 2 = 30.0%, learned
+            # (0.1 + 0.3) / 2 = 20.0%.
+            [
+                ("2026-09-01", "configured", 0.2),
+                ("2026-09-01", "empirical", 0.1),
+                ("2026-10-01", "configured", 0.9, 100.0, 11.0),
+                ("2026-10-01", "empirical", 0.9, 100.0, 11.0),
+                ("2026-11-01", "configured", 0.4, 100.0, 10.0),
+                ("2026-11-01", "empirical", 0.3, 100.0, 10.0),
+            ],
+            BACKTEST_LINES[1:],
+            id="unsettled-month-left-out",
+        ),
+        pytest.param(
+            [("2026-10-01", "configured", 0.9, 100.0, 50.0)],
+            ["  n/a (no settled past month-end to test against yet)", NO_VERDICT],
+            id="only-unsettled",
         ),
         pytest.param(
             # configured (0.1 + 0.3) / 2 = 20.0% < learned 0.5 = 50.0% (one month).

@@ -22,24 +22,19 @@ rate_validity as (
     from rates
 ),
 
-numbers as (
-    -- Up to ~110 years of daily rates.
-    {{ dbt.generate_series(40000) }}
-),
-
 days as (
-    select cast({{ dbt.dateadd('day', 'numbers.generated_number - 1', 'bounds.first_day') }} as date)
-        as rate_day
-    from numbers
-    cross join (select min(valid_from) as first_day from rate_validity) as bounds
-    where bounds.first_day is not null
+    -- Up to ~110 years of daily rates.
+    {{ day_spine(
+        start_day='(select min(valid_from) from rate_validity)',
+        end_day='cast(' ~ as_of() ~ ' as date)'
+    ) }}
 )
 
 select
     rate_validity.currency,
-    days.rate_day,
+    days.day as rate_day,
     rate_validity.rate_to_reporting
 from rate_validity
 inner join days
-    on days.rate_day >= rate_validity.valid_from
-    and days.rate_day < rate_validity.valid_until
+    on days.day >= rate_validity.valid_from
+    and days.day < rate_validity.valid_until

@@ -4,10 +4,11 @@
 -- status: the category of the stage held at as_of (the current interval): open -> open,
 --   won and post_sale -> won, lost -> lost. A deal revived from lost into an open stage is
 --   open again; without any interval (history only after as_of) it is open.
--- closed_at: for won/lost deals, when they first entered a won/lost/post-sale stage after
---   their last open stage, i.e. the start of the closed spell they are in at as_of. Without
---   revivals this is simply the first won/lost entry of the history (KPIS.md); the close_date
---   fallback is the synthesized closing entry of int_stage_changes_unioned.
+-- closed_at (KPIS.md): for won/lost deals, when they entered their final outcome: the entry
+--   of the first interval of the last unbroken run of intervals of that outcome (won = a
+--   won or post-sale stage, lost = a lost stage). So lost -> revived -> won closes at the
+--   win, closed_lost -> closed_won at closed_won, a won deal later lost at the loss. The
+--   close_date fallback is the synthesized closing entry of int_stage_changes_unioned.
 -- highest_open_stage_order: the highest open stage ever entered; for won deals the last
 --   open stage, since a won deal has reached every open stage (KPIS.md, "Reached").
 
@@ -34,51 +35,69 @@ interval_summary as (
         opportunity_id,
         count(*) as intervals_count,
         sum(case when is_regression then 1 else 0 end) as regressions_count,
-        max(case when stage_category = 'open' then stage_order end) as highest_entered_open_order,
-        max(case when stage_category = 'open' then interval_number end) as last_open_interval_number
+        max(case when stage_category = 'open' then stage_order end) as highest_entered_open_order
     from intervals
     group by opportunity_id
 ),
 
+current_interval as (
+    select
+        opportunity_id,
+        stage,
+        stage_order,
+        stage_category,
+        stage_probability,
+        {{ outcome_of('stage_category') }} as outcome
+    from intervals
+    where is_current
+),
+
+-- The final outcome's run: the intervals after the last one of another outcome.
 closing as (
+    select
+        intervals.opportunity_id,
+        max(
+            case
+                when {{ outcome_of('intervals.stage_category') }} <> current_interval.outcome
+                    then intervals.interval_number
+            end
+        ) as last_other_interval_number
+    from intervals
+    inner join current_interval
+        on intervals.opportunity_id = current_interval.opportunity_id
+    where current_interval.outcome <> 'open'
+    group by intervals.opportunity_id
+),
+
+final_closing as (
     select
         intervals.opportunity_id,
         min(intervals.entered_at) as final_closing_entered_at
     from intervals
-    left join interval_summary
-        on intervals.opportunity_id = interval_summary.opportunity_id
-    where intervals.stage_category <> 'open'
-        and intervals.interval_number > coalesce(interval_summary.last_open_interval_number, 0)
+    inner join closing
+        on intervals.opportunity_id = closing.opportunity_id
+    where intervals.interval_number > coalesce(closing.last_other_interval_number, 0)
     group by intervals.opportunity_id
-),
-
-current_interval as (
-    select opportunity_id, stage, stage_category
-    from intervals
-    where is_current
 ),
 
 with_status as (
     select
         opportunities.*,
         current_interval.stage as current_stage,
-        case current_interval.stage_category
-            when 'lost' then 'lost'
-            when 'won' then 'won'
-            when 'post_sale' then 'won'
-            else 'open'
-        end as status,
+        current_interval.stage_order as current_stage_order,
+        current_interval.stage_probability as current_stage_probability,
+        coalesce(current_interval.outcome, 'open') as status,
         coalesce(interval_summary.intervals_count, 0) as intervals_count,
         coalesce(interval_summary.regressions_count, 0) as regressions_count,
         interval_summary.highest_entered_open_order,
-        closing.final_closing_entered_at
+        final_closing.final_closing_entered_at
     from opportunities
     left join current_interval
         on opportunities.opportunity_id = current_interval.opportunity_id
     left join interval_summary
         on opportunities.opportunity_id = interval_summary.opportunity_id
-    left join closing
-        on opportunities.opportunity_id = closing.opportunity_id
+    left join final_closing
+        on opportunities.opportunity_id = final_closing.opportunity_id
 ),
 
 with_closed_at as (
@@ -101,9 +120,12 @@ select
     with_closed_at.currency,
     with_closed_at.amount_reporting,
     with_closed_at.created_at,
+    with_closed_at.close_date,
     with_closed_at.closed_at,
     with_closed_at.status,
     with_closed_at.current_stage,
+    with_closed_at.current_stage_order,
+    with_closed_at.current_stage_probability,
     open_stages.stage as highest_open_stage,
     with_closed_at.highest_open_stage_order,
     case

@@ -3,7 +3,8 @@
 -- highest open stage it ever entered is at or after s (skipped stages count as passed; a
 -- won deal has reached them all); it has reached the won stage when its status is won.
 -- reached_count never increases along the stages, so "converted to the next stage" is the
--- reached count of the next stage. Rates are null when their denominator is zero.
+-- reached count of the next stage. Rates are null when their denominator is zero. Every
+-- cohort month that has an opportunity has a row per funnel step, zeros included.
 
 with opportunities as (
     select
@@ -14,8 +15,9 @@ with opportunities as (
     where not is_deleted
 ),
 
+-- Only cohorts that have opportunities: a month with only activities has no cohort.
 months as (
-    select month as cohort_month from {{ ref('int_months_spined') }}
+    select distinct cohort_month from opportunities
 ),
 
 stages as (
