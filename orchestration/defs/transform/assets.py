@@ -41,16 +41,30 @@ def dbt_models(
     cfg = pipeline.settings()
     # dbt's artifacts go beside the warehouse, one folder overwritten by each run: runs on
     # one warehouse never overlap, and nothing piles up in the repository.
+    target_path = cfg.warehouse.parent / "dbt_target"
+    # A dbt that dies before it writes its results must not be judged by the last run's.
+    (target_path / "run_results.json").unlink(missing_ok=True)
     invocation = dbt.cli(
         ["build", "--vars", json.dumps(dbt_vars(cfg, pipeline.run_as_of(context)))],
         context=context,
-        target_path=cfg.warehouse.parent / "dbt_target",
+        target_path=target_path,
         raise_on_error=False,
     )
-    yield from invocation.stream()
+    try:
+        yield from invocation.stream()
+    finally:
+        # An exception while streaming (Dagster refusing an event, an interrupt) leaves dbt
+        # running with the warehouse open: it would hold DuckDB's lock against every retry.
+        if invocation.process.poll() is None:
+            invocation.process.terminate()
+            invocation.process.wait(timeout=60)
     if invocation.is_successful():
         return
-    results = invocation.get_artifact("run_results.json").get("results", [])
+    results_path = target_path / "run_results.json"
+    if not results_path.exists():
+        # dbt stopped before running anything (e.g. the file is locked): worth a retry.
+        raise invocation.get_error() or dg.Failure("dbt build failed; see the run's dbt log.")
+    results = json.loads(results_path.read_text()).get("results", [])
     failed_tests = [r["unique_id"] for r in results if r.get("status") == "fail"]
     errors = [r for r in results if r.get("status") == "error"]
     if failed_tests and not errors:
@@ -60,7 +74,27 @@ def dbt_models(
             f"test were built; the models downstream of them were skipped.",
             allow_retries=False,
         )
+    if errors and not any(is_transient_dbt_error(r.get("message")) for r in errors):
+        # A compilation, contract or SQL error comes back the same on every retry.
+        raise dg.Failure(
+            description="dbt build failed: "
+            + "; ".join(f"{r['unique_id']}: {first_line(r.get('message'))}" for r in errors[:3])
+            + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
+            + ". See the run's dbt log.",
+            allow_retries=False,
+        )
     raise invocation.get_error() or dg.Failure("dbt build failed; see the run's dbt log.")
+
+
+def is_transient_dbt_error(message: str | None) -> bool:
+    """An error another try may not meet: DuckDB's I/O errors (the file locked by another
+    process, a full disk). Anything else in a model or test fails the same way again."""
+    return "IO Error" in (message or "")
+
+
+def first_line(message: str | None) -> str:
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
 
 
 defs = dg.Definitions(assets=[dbt_models])
