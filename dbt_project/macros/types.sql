@@ -41,3 +41,11 @@
 {% macro exact_avg(expression) -%}
     {{ crm_pipeline.safe_divide(crm_pipeline.exact_sum(expression), 'count(' ~ expression ~ ')') }}
 {%- endmacro %}
+
+{#
+    Two money or count sums that should be equal, compared with room for what exact_sum
+    rounds (1e-9 per row) and for doubles added up in another order: a relative 1e-9.
+#}
+{% macro sums_differ(a, b) -%}
+    (abs(({{ a }}) - ({{ b }})) > 1e-9 * (1 + abs({{ a }}) + abs({{ b }})))
+{%- endmacro %}

@@ -1,4 +1,4 @@
--- A missing exchange rate is a data-quality failure, never a silent null (DATA_MODEL.md):
+-- A missing exchange rate is a data-quality failure, never a silent null (docs/data-model.md):
 -- every opportunity with an amount has it in the reporting currency.
 
 select

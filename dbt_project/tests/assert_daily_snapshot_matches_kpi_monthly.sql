@@ -36,5 +36,7 @@ left join snapshot_by_day
     on month_last_days.last_day = snapshot_by_day.snapshot_date
 -- Months before the first opportunity (activities only) have no snapshot day and nothing open.
 where coalesce(snapshot_by_day.open_count, 0) <> month_last_days.open_count_end
-    or abs(coalesce(snapshot_by_day.open_amount, 0) - month_last_days.open_amount_end) > 1e-6
-    or abs(coalesce(snapshot_by_day.weighted_amount, 0) - month_last_days.weighted_pipeline_end) > 1e-6
+    or {{ sums_differ('coalesce(snapshot_by_day.open_amount, 0)', 'month_last_days.open_amount_end') }}
+    or {{ sums_differ(
+        'coalesce(snapshot_by_day.weighted_amount, 0)', 'month_last_days.weighted_pipeline_end'
+    ) }}

@@ -26,7 +26,10 @@ from deals
 full outer join monthly
     on deals.expected_close_month = monthly.expected_close_month
 where coalesce(deals.open_count, 0) <> coalesce(monthly.open_count, 0)
-    or abs(coalesce(deals.open_amount, 0) - coalesce(monthly.open_amount, 0)) > 1e-6
-    or abs(coalesce(deals.expected_amount_configured, 0) - coalesce(monthly.expected_amount_configured, 0)) > 1e-6
-    or abs(coalesce(deals.expected_amount, 0) - coalesce(monthly.expected_amount, 0)) > 1e-6
-    or abs(monthly.forecast_amount - monthly.won_amount_to_date - monthly.expected_amount) > 1e-6
+    or {{ sums_differ('coalesce(deals.open_amount, 0)', 'coalesce(monthly.open_amount, 0)') }}
+    or {{ sums_differ(
+        'coalesce(deals.expected_amount_configured, 0)',
+        'coalesce(monthly.expected_amount_configured, 0)'
+    ) }}
+    or {{ sums_differ('coalesce(deals.expected_amount, 0)', 'coalesce(monthly.expected_amount, 0)') }}
+    or {{ sums_differ('monthly.forecast_amount', 'monthly.won_amount_to_date + monthly.expected_amount') }}

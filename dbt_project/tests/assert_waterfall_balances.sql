@@ -12,6 +12,6 @@ with waterfall as (
 select *
 from waterfall
 where opening_count + created_count - won_count - lost_count <> closing_count
-    or abs(opening_amount + created_amount - won_amount - lost_amount - closing_amount) > 1e-6
+    or {{ sums_differ('opening_amount + created_amount - won_amount - lost_amount', 'closing_amount') }}
     or opening_count <> coalesce(previous_closing_count, 0)
-    or abs(opening_amount - coalesce(previous_closing_amount, 0)) > 1e-6
+    or {{ sums_differ('opening_amount', 'coalesce(previous_closing_amount, 0)') }}

@@ -1,5 +1,5 @@
 -- Open spells: for every non-deleted opportunity, the stretches of time during which it is
--- open under one held stage (KPIS.md, "Open at a moment t" and "Stage held at t"). A spell
+-- open under one held stage (docs/kpis.md, "Open at a moment t" and "Stage held at t"). A spell
 -- covers the instants t with spell_start_at < t <= spell_end_at (spell_end_at null: still
 -- open at as_of), so "who is open at t, under which stage" is a range lookup:
 --
@@ -29,6 +29,8 @@ intervals as (
 held as (
     select
         intervals.opportunity_id,
+        opportunities.owner_id,
+        opportunities.amount_reporting,
         intervals.stage,
         intervals.stage_order,
         intervals.stage_category,
@@ -52,6 +54,8 @@ held as (
 without_intervals as (
     select
         opportunities.opportunity_id,
+        opportunities.owner_id,
+        opportunities.amount_reporting,
         cast(null as {{ dbt.type_string() }}) as stage,
         cast(null as {{ dbt.type_int() }}) as stage_order,
         cast(null as {{ dbt.type_string() }}) as stage_category,
@@ -59,9 +63,10 @@ without_intervals as (
         opportunities.created_at as spell_start_at,
         opportunities.closed_at as spell_end_at
     from opportunities
-    left join (select distinct opportunity_id from intervals) as with_intervals
-        on opportunities.opportunity_id = with_intervals.opportunity_id
-    where with_intervals.opportunity_id is null
+    left join intervals as first_intervals
+        on opportunities.opportunity_id = first_intervals.opportunity_id
+        and first_intervals.interval_number = 1
+    where first_intervals.opportunity_id is null
 ),
 
 spells as (
@@ -71,19 +76,17 @@ spells as (
 )
 
 select
-    spells.opportunity_id,
-    opportunities.owner_id,
-    spells.stage,
-    spells.stage_order,
-    spells.stage_category,
-    spells.stage_probability,
-    opportunities.amount_reporting,
-    spells.spell_start_at,
-    spells.spell_end_at
+    opportunity_id,
+    owner_id,
+    stage,
+    stage_order,
+    stage_category,
+    stage_probability,
+    amount_reporting,
+    spell_start_at,
+    spell_end_at
 from spells
-inner join opportunities
-    on spells.opportunity_id = opportunities.opportunity_id
 -- An interval entered after the close (post-sale stages) or left before creation covers no
 -- instant.
-where spells.spell_end_at is null
-    or spells.spell_end_at > spells.spell_start_at
+where spell_end_at is null
+    or spell_end_at > spell_start_at
