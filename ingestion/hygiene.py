@@ -105,7 +105,7 @@ EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # At least six digits; digits, spaces and ( ) . - / after an optional +; an extension.
 PHONE_REGEX = r"(?i)^(?=(?:\D*\d){6})\+?[\d ().\-/]+(?:\s*(?:x|ext\.?)\s*\d+)?$"
 
-# The stage-label rules cannot be lowered to warn: DATA_MODEL.md makes an unmapped label
+# The stage-label rules cannot be lowered to warn: docs/data-model.md makes an unmapped label
 # blocking, because every mart reads stages through the map.
 _LOCKED = frozenset({"opportunities.stage_mapped", "stage_changes.stage_mapped"})
 _LABELS_PARAMETER = "stage_labels"

@@ -18,7 +18,7 @@ Batches are processed in name order, each on its own:
    quarantined + duplicates + rejected; every rule's outcome is appended to
    ``quality.validation_results``.
 
-Merge rules (DATA_MODEL.md): a row supersedes the stored row with the same key when its
+Merge rules (docs/data-model.md): a row supersedes the stored row with the same key when its
 ``updated_at`` is later, ties going to the later batch, then the later row of the file;
 event entities (stage changes, activities) accumulate, one row per key. A file already
 published (same path, same content hash) is skipped, so re-running is a no-op. The whole
@@ -366,7 +366,7 @@ def _stage_file(
         result.reasons.append(
             f"{f.path}: required column(s) {', '.join(missing)} missing from the header "
             f"(found: {', '.join(header) or 'none'}). Add them; the {f.entity.name} contract "
-            f"is in DATA_MODEL.md."
+            f"is in docs/data-model.md."
         )
         return _Staged(result, None, header)
     extras = [by_name[k] for k in by_name if k not in f.entity.column_names]

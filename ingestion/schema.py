@@ -1,4 +1,4 @@
-"""The canonical landing contract (DATA_MODEL.md) as data.
+"""The canonical landing contract (docs/data-model.md) as data.
 
 Every source adapter produces these entities; the loader parses and types them from this
 single definition, and the dbt sources document the same columns.
@@ -238,14 +238,14 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_source_file", "VARCHAR"),
     ("_source_row", "BIGINT"),
     ("_ingested_at", "TIMESTAMP"),
-    # Columns a file carries beyond the contract, kept as a JSON object (DATA_MODEL.md:
+    # Columns a file carries beyond the contract, kept as a JSON object (docs/data-model.md:
     # unknown extra columns are source attributes, not rejected).
     ("_attributes", "VARCHAR"),
 )
 
 LANDING_FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
 
-# Value sets of the contract (DATA_MODEL.md).
+# Value sets of the contract (docs/data-model.md).
 CHANNELS: tuple[str, ...] = (
     "email", "social", "paid", "referral", "event", "website", "outbound", "partner", "other"
 )  # fmt: skip

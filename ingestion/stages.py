@@ -1,4 +1,4 @@
-"""The stage map: source stage labels → canonical stages (DATA_MODEL.md, "Stages").
+"""The stage map: source stage labels → canonical stages (docs/data-model.md, "Stages").
 
 One definition feeds everything: the loader writes it to ``raw.stage_map`` and every dbt
 model reads stages from there, and the hygiene suite checks labels against it.

@@ -1,6 +1,6 @@
 {#
     Durations are in days as double precision: (later - earlier) in seconds / 86400
-    (KPIS.md). Second boundaries are counted, so durations of back-to-back intervals add
+    (docs/kpis.md). Second boundaries are counted, so durations of back-to-back intervals add
     up exactly to the duration of their union.
 #}
 {% macro duration_days(earlier, later) -%}
@@ -18,7 +18,7 @@
 {%- endmacro %}
 
 {#
-    The outcome a stage category stands for (KPIS.md, "status"): won and post-sale stages
+    The outcome a stage category stands for (docs/kpis.md, "status"): won and post-sale stages
     are won, lost stages lost, open stages open.
 #}
 {% macro outcome_of(stage_category) -%}

@@ -1,5 +1,5 @@
 {#
-    Schemas are exactly `staging`, `intermediate` and `marts` (DATA_MODEL.md, "Warehouse
+    Schemas are exactly `staging`, `intermediate` and `marts` (docs/data-model.md, "Warehouse
     schemas"): a model's custom schema is used as is, without dbt's default
     `<target schema>_` prefix. Models without one land in the target schema.
 #}

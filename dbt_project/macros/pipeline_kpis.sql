@@ -1,5 +1,5 @@
 {#
-    The monthly pipeline measures of KPIS.md, shared by kpi_monthly (by_owner=false: one
+    The monthly pipeline measures of docs/kpis.md, shared by kpi_monthly (by_owner=false: one
     row per month) and kpi_rep_monthly (by_owner=true: one row per owner and month, plus
     activities_count and avg_touchpoints_per_won). Non-deleted opportunities only.
 

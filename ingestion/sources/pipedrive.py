@@ -367,7 +367,7 @@ def _opportunities_sql(deals: Export) -> str:
             {deals.col("org_id")} AS account_id, {deals.col("title")} AS name,
             {deals.col("value")} AS amount, {deals.col("currency")} AS currency,
             {probability} AS probability,
-            -- Expected while open, actual once closed (DATA_MODEL.md).
+            -- Expected while open, actual once closed (docs/data-model.md).
             coalesce({date_sql("_closed_at")}, {deals.date("expected_close_date")})
                 AS close_date,
             CASE WHEN {known} THEN CAST(_status IN ('won', 'lost') AS VARCHAR) ELSE _status END

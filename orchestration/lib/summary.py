@@ -10,7 +10,7 @@ import duckdb
 
 from ingestion.warehouse import connect
 
-# The trailing window matches the one pipeline velocity uses (KPIS.md): three months
+# The trailing window matches the one pipeline velocity uses (docs/kpis.md): three months
 # ending with the month of as_of.
 _SUMMARY_SQL = """
 with last_month as (select max(month) as m from marts.kpi_monthly),

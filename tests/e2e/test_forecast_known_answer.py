@@ -1,5 +1,5 @@
 """Known-answer test for the pipeline-dynamics and forecast marts: every expected value
-below was computed by hand from the definitions in KPIS.md (shared definitions "closed_at",
+below was computed by hand from the definitions in docs/kpis.md (shared definitions "closed_at",
 "Open at a moment t", "Stage held at t", "Reached", and the forecast section), not from
 the SQL.
 
@@ -60,7 +60,7 @@ Learning windows (closed_at in [t − 60 d, t); at as_of [as_of − 60 d, as_of]
 
 The windows of t2 and t3 stay below min_closed_deals even if the deals that were closed at
 t and later reopened (O2 at t2; O4, O5 at t3) were counted, so the backtest does not
-depend on that reading; KPIS.md's closed_at is the final one, which is what is used here.
+depend on that reading; docs/kpis.md's closed_at is the final one, which is what is used here.
 
 Actual outcome at as_of of the deals open at each month end: t1 O3 won (3000), O2 open
 (2000); t2 O3 + O4 won (4500), O2 open; t3 O3 + O4 + O14 won (5600), O2 + O6 open (2800);

@@ -1,5 +1,5 @@
 """Known-answer test: every column of every row of the six core marts, computed by hand
-from KPIS.md (and the interpretation choices documented in dbt_project/README.md and
+from docs/kpis.md (and the interpretation choices documented in dbt_project/README.md and
 models/marts/_marts__models.yml), independently of the SQL.
 
 Fixture tests/fixtures/known_answer, two batches (2026-03-01T0600, 2026-04-15T0000),
@@ -43,7 +43,7 @@ Activities (owner, linked deal, occurred_at; touchpoint = created_at <= t <= clo
 | act12 | u2 | O6 | 02-20 10:00 | touchpoint |
 | act13 | u1 | O10 | 03-25 10:00 | touchpoint |
 
-Interpretation used where KPIS.md is terse (documented in the mart YAML): pipeline
+Interpretation used where docs/kpis.md is terse (documented in the mart YAML): pipeline
 velocity's win rate, deal size and cycle length are kpi_monthly's win_rate, avg_deal_size
 and avg_sales_cycle_days (won deals) computed over the deals closed in the trailing three
 months. The closed_won funnel row has no next step: next_stage, converted_to_next_count and

@@ -1,5 +1,5 @@
 -- One rate per currency and day, from the currency's first rate date to the day of as_of:
--- the rate of that day, else the latest earlier one (DATA_MODEL.md). Rates dated after
+-- the rate of that day, else the latest earlier one (docs/data-model.md). Rates dated after
 -- as_of are ignored like every other event. Turning the "latest earlier rate" lookup into
 -- an equality join keeps converting 1M opportunities a plain hash join.
 

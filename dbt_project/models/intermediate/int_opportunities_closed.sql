@@ -4,13 +4,13 @@
 -- status: the category of the stage held at as_of (the current interval): open -> open,
 --   won and post_sale -> won, lost -> lost. A deal revived from lost into an open stage is
 --   open again; without any interval (history only after as_of) it is open.
--- closed_at (KPIS.md): for won/lost deals, when they entered their final outcome: the entry
+-- closed_at (docs/kpis.md): for won/lost deals, when they entered their final outcome: the entry
 --   of the first interval of the last unbroken run of intervals of that outcome (won = a
 --   won or post-sale stage, lost = a lost stage). So lost -> revived -> won closes at the
 --   win, closed_lost -> closed_won at closed_won, a won deal later lost at the loss. The
 --   close_date fallback is the synthesized closing entry of int_stage_changes_unioned.
 -- highest_open_stage_order: the highest open stage ever entered; for won deals the last
---   open stage, since a won deal has reached every open stage (KPIS.md, "Reached").
+--   open stage, since a won deal has reached every open stage (docs/kpis.md, "Reached").
 
 with opportunities as (
     select * from {{ ref('int_opportunities_converted') }}

@@ -1,5 +1,5 @@
 -- One row per month and opportunity open at the end of that month, under the stage it
--- holds then (KPIS.md, "Open at a moment t" and "Stage held at t"; the end of a month is
+-- holds then (docs/kpis.md, "Open at a moment t" and "Stage held at t"; the end of a month is
 -- the first instant of the next month). Deleted opportunities are left out (KPIs only).
 --
 -- * Months before the month of as_of: the open spells covering the month end

@@ -1,5 +1,5 @@
 -- Every stage entry that counts as of as_of, for opportunities that exist at as_of:
--- the recorded stage changes plus the entries KPIS.md tells us to synthesize.
+-- the recorded stage changes plus the entries docs/kpis.md tells us to synthesize.
 --
 -- * No stage change at all (ever): one entry, the current stage at created_at when the
 --   opportunity is open; when it is closed, its closed stage at its close time.

@@ -1,4 +1,4 @@
--- Stage intervals (KPIS.md): entries ordered by changed_at, ties lower stage_order first;
+-- Stage intervals (docs/kpis.md): entries ordered by changed_at, ties lower stage_order first;
 -- an entry into the stage the opportunity is already in does not start a new interval; an
 -- interval ends when the next one starts; the last one is current and runs to as_of.
 -- (changed_at, stage_order) orders entries completely: stage_order is unique per stage

@@ -1,4 +1,4 @@
--- Empirical win probability of each open stage (KPIS.md), learned at each month end before
+-- Empirical win probability of each open stage (docs/kpis.md), learned at each month end before
 -- the month of as_of (for the backtest) and at as_of (for the forecast): among the
 -- opportunities closed (won or lost) with closed_at in [t - lookback_days, t) that reached
 -- the stage, the share won. At as_of the window includes as_of itself. Below

@@ -1,4 +1,4 @@
--- Touchpoints per opportunity (KPIS.md): activities linked to it with occurred_at between
+-- Touchpoints per opportunity (docs/kpis.md): activities linked to it with occurred_at between
 -- created_at and closed_at (or as_of while open), both ends inclusive. Activities after
 -- as_of do not exist yet.
 

@@ -1,5 +1,5 @@
 -- One row per opportunity open at as_of (status open, not deleted), under the stage it
--- holds at as_of, with what it is expected to bring and when (KPIS.md):
+-- holds at as_of, with what it is expected to bring and when (docs/kpis.md):
 -- * expected_close_month: the month of close_date, never before the month of as_of (an
 --   overdue or missing close date counts in the month of as_of);
 -- * is_overdue: close_date before the date of as_of (null without a close date);

@@ -1,4 +1,4 @@
--- The pipeline at the end of every day, by the stage held then (KPIS.md): days from the
+-- The pipeline at the end of every day, by the stage held then (docs/kpis.md): days from the
 -- date of the first created_at to the date of as_of; the end of a day is the first instant
 -- of the next day, and for the day of as_of it is as_of (status open, current stage).
 --

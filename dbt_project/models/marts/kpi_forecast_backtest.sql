@@ -1,5 +1,5 @@
 -- What each forecasting method would have predicted at each past month end, with only what
--- was known then, against what those deals actually brought (KPIS.md). For every month of
+-- was known then, against what those deals actually brought (docs/kpis.md). For every month of
 -- kpi_monthly before the month of as_of, at t = its end:
 -- * the deals open at t under the stage held at t (int_opportunities_open_at_month_end:
 --   a stage entered after t is not seen);

@@ -1,4 +1,4 @@
--- The forecast by expected close month (KPIS.md): the deals open at as_of (fct_forecast)
+-- The forecast by expected close month (docs/kpis.md): the deals open at as_of (fct_forecast)
 -- summed per expected close month, plus what was already won in the month: only the month
 -- of as_of can have any, since no deal is expected before it. The month of as_of always
 -- has a row; later months have one when a deal is expected in them.

@@ -1,4 +1,4 @@
--- How the pipeline moved each month (KPIS.md): what was open at the start, what came in,
+-- How the pipeline moved each month (docs/kpis.md): what was open at the start, what came in,
 -- what was won and lost, what is open at the end. Only opportunities that are open at
 -- some moment count (closed_at after created_at, or open at as_of), so
 -- opening + created - won - lost = closing holds exactly (assert_waterfall_balances).

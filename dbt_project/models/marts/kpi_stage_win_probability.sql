@@ -1,4 +1,4 @@
--- The win probability of each open stage learned at as_of (KPIS.md): the share won among
+-- The win probability of each open stage learned at as_of (docs/kpis.md): the share won among
 -- the deals closed in the lookback window (as_of included) that reached the stage, or the
 -- configured probability below forecast_min_closed_deals. Definitions:
 -- int_stage_win_rates_learned.
