@@ -1,7 +1,9 @@
 {#
     The monthly pipeline measures of docs/kpis.md, shared by kpi_monthly (by_owner=false: one
     row per month) and kpi_rep_monthly (by_owner=true: one row per owner and month, plus
-    activities_count and avg_touchpoints_per_won). Non-deleted opportunities only.
+    activities_count, avg_touchpoints_per_won, and the month's quota_amount in the
+    reporting currency with attainment = won_amount / quota_amount, null without a quota).
+    Non-deleted opportunities only.
 
     * created measures by month of created_at; won/lost measures by month of closed_at;
       amounts in the reporting currency (amount_reporting; a null amount adds nothing).
@@ -41,6 +43,10 @@ touchpoints as (
 
 activities as (
     select * from {{ ref('int_activities_counted') }}
+),
+
+quotas as (
+    select owner_id, month, quota_amount from {{ ref('int_quotas_converted') }}
 ),
 
 owners as (
@@ -126,7 +132,8 @@ joined as (
         coalesce(open_end.weighted_pipeline_end, 0) as weighted_pipeline_end
         {%- if by_owner %},
         coalesce(activities.activities_count, 0) as activities_count,
-        closed.avg_touchpoints_per_won
+        closed.avg_touchpoints_per_won,
+        quotas.quota_amount
         {%- endif %}
     from grid
     left join created
@@ -138,6 +145,8 @@ joined as (
     {%- if by_owner %}
     left join activities
         on grid.owner_id = activities.owner_id and grid.month = activities.month
+    left join quotas
+        on grid.owner_id = quotas.owner_id and grid.month = quotas.month
     {%- endif %}
 ),
 
@@ -187,7 +196,9 @@ select
     ) as pipeline_velocity_per_day
     {%- if by_owner %},
     cast(activities_count as {{ dbt.type_bigint() }}) as activities_count,
-    cast(avg_touchpoints_per_won as {{ type_double() }}) as avg_touchpoints_per_won
+    cast(avg_touchpoints_per_won as {{ type_double() }}) as avg_touchpoints_per_won,
+    cast(quota_amount as {{ type_double() }}) as quota_amount,
+    cast({{ safe_divide('won_amount', 'quota_amount') }} as {{ type_double() }}) as attainment
     {%- endif %}
 from velocity_parts
 order by {{ key }}

@@ -391,49 +391,52 @@ KPI_REP_MONTHLY_COLUMNS = [
     *KPI_MONTHLY_COLUMNS[1:],
     "activities_count",
     "avg_touchpoints_per_won",
+    "quota_amount",
+    "attainment",
 ]
 
 
 def test_kpi_rep_monthly(built):
     # u1: O1 (won Feb), O2 (lost Jan), O5 (won Mar), O8 (open), O10 (won Apr), O9 deleted.
     # u2: O3 (open), O4 (open), O6 (lost Mar), O7 (won Apr).
+    # The fixture has no quotas: quota_amount and attainment are null everywhere.
     # fmt: off
     expected = [
         # u1 Jan: created O1, O2; O2 lost. Open at 02-01: O1 (proposal .5).
         # Velocity: no won deal in Nov–Jan → null. Activities act1, act2, act4, act5.
         ("u1", JAN, 2, 0, 1, 0.0, 500.0, 0.0, 0.0, None, None, None,
-         1, 1000.0, 500.0, None, 4, None),
+         1, 1000.0, 500.0, None, 4, None, None, None),
         # u1 Feb: created O5; O1 won (1000, 30). Open at 03-01: O5 (proposal .5 → 750).
         # Velocity Dec–Feb: O2 lost, O1 won → 1 × (1/2) × 1000 / 30. Activity act3.
         # Touchpoints of O1 = 2.
         ("u1", FEB, 1, 1, 0, 1000.0, 0.0, 1.0, 1.0, 1000.0, 30.0, 30.0,
-         1, 1500.0, 750.0, 1 * (1 / 2) * 1000 / 30, 1, 2.0),
+         1, 1500.0, 750.0, 1 * (1 / 2) * 1000 / 30, 1, 2.0, None, None),
         # u1 Mar: created O8, O10; O5 won (1500, 50). Open at 04-01: O8 (proposal .5 →
         # 300), O10 (prospecting .05 → 40). Velocity Jan–Mar: O2 lost, O1 and O5 won →
         # 2 × (2/3) × 1250 / 40. Activities act9, act13. Touchpoints of O5 = 1.
         ("u1", MAR, 2, 1, 0, 1500.0, 0.0, 1.0, 1.0, 1500.0, 50.0, 50.0,
-         2, 1400.0, 340.0, 2 * (2 / 3) * 1250 / 40, 2, 1.0),
+         2, 1400.0, 340.0, 2 * (2 / 3) * 1250 / 40, 2, 1.0, None, None),
         # u1 Apr: O9 deleted → 0 created; O10 won (800, 20). Open at as_of: O8 (300).
         # Velocity Feb–Apr: O1, O5, O10 won → 1 × 1 × (3300/3) / (100/3) = 33.
         # act11 is after as_of → 0 activities. Touchpoints of O10 = 1.
         ("u1", APR, 0, 1, 0, 800.0, 0.0, 1.0, 1.0, 800.0, 20.0, 20.0,
-         1, 600.0, 300.0, 1 * 1.0 * (3300 / 3) / (100 / 3), 0, 1.0),
+         1, 600.0, 300.0, 1 * 1.0 * (3300 / 3) / (100 / 3), 0, 1.0, None, None),
         # u2 Jan: created O3; nothing closed → rates null, sums 0. Open at 02-01: O3
         # (qualification .1 × 3000).
         ("u2", JAN, 1, 0, 0, 0.0, 0.0, None, None, None, None, None,
-         1, 3000.0, 300.0, None, 0, None),
+         1, 3000.0, 300.0, None, 0, None, None, None),
         # u2 Feb: created O4, O6. Open at 03-01: O3 (1500), O4 (80), O6 (50).
         # Activities act6, act8 (no deal), act12.
         ("u2", FEB, 2, 0, 0, 0.0, 0.0, None, None, None, None, None,
-         3, 3900.0, 1630.0, None, 3, None),
+         3, 3900.0, 1630.0, None, 3, None, None, None),
         # u2 Mar: created O7; O6 lost (500). Open at 04-01: O3 (2400), O4 (80), O7
         # (negotiation .8 → 960). Velocity Jan–Mar: only O6 lost → null. Activity act7.
         ("u2", MAR, 1, 0, 1, 0.0, 500.0, 0.0, 0.0, None, None, None,
-         3, 4600.0, 3440.0, None, 1, None),
+         3, 4600.0, 3440.0, None, 1, None, None, None),
         # u2 Apr: O7 won (1200, 40). Open at as_of: O3 (2400), O4 (80).
         # Velocity Feb–Apr: O6 lost, O7 won → 2 × (1/2) × 1200 / 40 = 30. Activity act10.
         ("u2", APR, 0, 1, 0, 1200.0, 0.0, 1.0, 1.0, 1200.0, 40.0, 40.0,
-         2, 3400.0, 2480.0, 2 * (1 / 2) * 1200 / 40, 1, 1.0),
+         2, 3400.0, 2480.0, 2 * (1 / 2) * 1200 / 40, 1, 1.0, None, None),
     ]
     # fmt: on
     check_mart(built, "kpi_rep_monthly", KPI_REP_MONTHLY_COLUMNS, 2, expected)

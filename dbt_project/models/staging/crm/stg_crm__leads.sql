@@ -9,7 +9,8 @@ renamed as (
         email,
         company,
         lower(trim(channel)) as channel,
-        status as lead_status,
+        -- Compared case-insensitively everywhere: the gate accepts any case.
+        lower(trim(status)) as lead_status,
         score,
         owner_id,
         qualified_at,
