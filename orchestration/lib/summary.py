@@ -10,15 +10,23 @@ import duckdb
 
 from ingestion.warehouse import connect
 
-# The trailing window matches the one pipeline velocity uses (docs/kpis.md): three months
-# ending with the month of as_of.
+# The trailing window matches the one pipeline velocity uses (docs/kpis.md): three months,
+# ending with the month of as_of, or, for a historical export whose last months closed
+# nothing, with the last month that has closed deals (three empty months say nothing).
 _SUMMARY_SQL = """
 with last_month as (select max(month) as m from marts.kpi_monthly),
+closed_month as (
+    select max(month) as m from marts.kpi_monthly where won_count + lost_count > 0
+),
+anchor as (
+    select coalesce(closed_month.m, last_month.m) as m from closed_month, last_month
+),
 window_months as (
-    select k.* from marts.kpi_monthly k, last_month
-    where k.month > last_month.m - interval 3 month
+    select k.* from marts.kpi_monthly k, anchor
+    where k.month > anchor.m - interval 3 month and k.month <= anchor.m
 )
 select
+    (select m from anchor) as window_end,
     (select m from last_month) as month,
     sum(won_count) as won,
     sum(lost_count) as lost,
@@ -32,6 +40,29 @@ select
     (select open_amount_end from marts.kpi_monthly, last_month
         where month = last_month.m) as open_amount_now
 from window_months
+"""
+
+# The marts add up a missing amount as nothing, so a window whose won deals all lack an
+# amount shows a deal size of 0: the summary says n/a instead. These count the known ones.
+_KNOWN_AMOUNTS_SQL = """
+select
+    count(amount_reporting) filter (
+        where status = 'won'
+        and date_trunc('month', closed_at) > ?::date - interval 3 month
+        and date_trunc('month', closed_at) <= ?::date
+    ),
+    count(amount_reporting) filter (where status = 'open')
+from marts.fct_opportunities
+where not is_deleted
+"""
+
+# A median over a handful of intervals names a bottleneck by chance.
+BOTTLENECK_MIN_INTERVALS = 10
+_STAGE_DURATION_SQL = """
+select stage, median_days, completed_intervals
+from marts.kpi_stage_duration
+where stage in (select stage from marts.fct_stage_history where stage_category = 'open')
+order by stage_order
 """
 
 
@@ -180,18 +211,31 @@ def _verdict(mapes: dict[str, float]) -> str:
     return f"Trust the {best} probabilities: their forecasts erred less than the {other} ones."
 
 
+def _bottleneck(durations: list[tuple[Any, ...]]) -> str:
+    """The open stage with the highest median time in it, over completed intervals, when
+    enough of them back it; a tie names every stage that shares the top median."""
+    enough = [(stage, median) for stage, median, n in durations if n >= BOTTLENECK_MIN_INTERVALS]
+    if not enough:
+        return f"n/a (no open stage has {BOTTLENECK_MIN_INTERVALS} completed intervals yet)"
+    top = max(median for _, median in enough)
+    stages = [stage for stage, median in enough if median == top]
+    if len(stages) > 1:
+        return f"a tie between {', '.join(stages)} (median {top:.1f} days each)"
+    return f"{stages[0]} (median {top:.1f} days)"
+
+
 def kpi_summary(warehouse: Path) -> str:
     """The headline KPIs, the forecast and its backtest, as printed after a run."""
     con = connect(warehouse, read_only=True)
     try:
         row = con.execute(_SUMMARY_SQL).fetchone()
-        bottleneck = con.execute(
-            "select stage, median_days from marts.kpi_stage_duration where is_bottleneck"
-        ).fetchone()
+        window_end = row[0]
+        won_known, open_known = con.execute(_KNOWN_AMOUNTS_SQL, [window_end, window_end]).fetchone()
+        durations = con.execute(_STAGE_DURATION_SQL).fetchall()
         (opportunities,) = con.execute("select count(*) from marts.fct_opportunities").fetchone()
         # A warehouse built before the forecast marts existed lacks them: skip their lines.
         tables = _marts_tables(con)
-        month = row[0]
+        month = row[1]
         first_month = None if month is None else date(month.year, month.month, 1)
         forecast = backtest = None
         if "kpi_forecast_monthly" in tables:
@@ -206,8 +250,18 @@ def kpi_summary(warehouse: Path) -> str:
             backtest = con.execute(_BACKTEST_SQL).fetchall()
     finally:
         con.close()
-    month, won, lost, win_rate, deal, cycle, velocity, open_now, open_amount = row
-    start = "n/a" if month is None else f"3 months to {month:%Y-%m}"
+    window_end, month, won, lost, win_rate, deal, cycle, velocity, open_now, open_amount = row
+    if not won_known:
+        # Without a known amount there is no deal size, hence no velocity either.
+        deal = velocity = None
+    if not open_known and open_now:
+        open_amount = None
+    if window_end is None:
+        start = "n/a"
+    elif window_end == month:
+        start = f"3 months to {window_end:%Y-%m}"
+    else:
+        start = f"3 months to {window_end:%Y-%m}, the last with closed deals"
     lines = [
         f"KPI summary ({opportunities:,} opportunities; closed deals over the {start}):",
         f"  win rate             {_fmt(win_rate, '{:.1%}')}"
@@ -216,8 +270,7 @@ def kpi_summary(warehouse: Path) -> str:
         f"  sales cycle          {_fmt(cycle, '{:.1f}')} days (average, won deals)",
         f"  open pipeline        {open_now or 0:,} deals, {_fmt(open_amount, '{:,.0f}')}",
         f"  pipeline velocity    {_fmt(velocity, '{:,.0f}')} per day",
-        "  bottleneck stage     "
-        + (f"{bottleneck[0]} (median {bottleneck[1]:.1f} days)" if bottleneck else "n/a"),
+        f"  bottleneck stage     {_bottleneck(durations)}",
     ]
     if forecast is not None:
         lines += _forecast_lines(first_month, forecast)

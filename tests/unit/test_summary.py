@@ -30,6 +30,21 @@ KPI_LINES = [
     "  bottleneck stage     proposal (median 12.5 days)",
 ]
 
+DURATIONS = [
+    # stage, stage_order, median_days, completed_intervals, is_bottleneck. closed_won is not
+    # an open stage: its longer median names no bottleneck.
+    ("meeting", 3, 3.0, 40, False),
+    ("proposal", 4, 12.5, 25, True),
+    ("negotiation", 5, 2.0, 10, False),
+    ("closed_won", 6, 90.0, 30, False),
+]
+# 12 opportunities: 4 won in the window with known amounts, 3 open with amounts, 5 lost.
+OPPORTUNITIES = [
+    *[(f"W{i}", "won", "2026-10-15 00:00:00", 15_000.0, False) for i in range(4)],
+    *[(f"O{i}", "open", None, 10_000.0, False) for i in range(3)],
+    *[(f"L{i}", "lost", "2026-10-16 00:00:00", 5_000.0, False) for i in range(5)],
+]
+
 FORECAST_MONTHLY = [
     # expected_close_month, open_count, open_amount, expected_amount_configured,
     # expected_amount (learned), won_amount_to_date, forecast_amount
@@ -78,6 +93,9 @@ def build_warehouse(
     path: Path,
     forecast: list[tuple] | None = FORECAST_MONTHLY,
     backtest: list[tuple] | None = BACKTEST,
+    kpi_monthly: list[tuple] = KPI_MONTHLY,
+    durations: list[tuple] = DURATIONS,
+    opportunities: list[tuple] = OPPORTUNITIES,
 ) -> Path:
     """The marts the summary reads, with only the columns it reads; None leaves a
     forecast table out, as in a warehouse built before the forecast marts existed."""
@@ -88,19 +106,22 @@ def build_warehouse(
         "won_amount double, avg_sales_cycle_days double, pipeline_velocity_per_day double, "
         "open_count_end bigint, open_amount_end double)"
     )
-    con.executemany("insert into marts.kpi_monthly values (?, ?, ?, ?, ?, ?, ?, ?)", KPI_MONTHLY)
+    con.executemany("insert into marts.kpi_monthly values (?, ?, ?, ?, ?, ?, ?, ?)", kpi_monthly)
     con.execute(
-        "create table marts.kpi_stage_duration (stage varchar, median_days double, "
-        "is_bottleneck boolean)"
+        "create table marts.kpi_stage_duration (stage varchar, stage_order integer, "
+        "median_days double, completed_intervals bigint, is_bottleneck boolean)"
+    )
+    con.executemany("insert into marts.kpi_stage_duration values (?, ?, ?, ?, ?)", durations)
+    con.execute("create table marts.fct_stage_history (stage varchar, stage_category varchar)")
+    con.execute(
+        "insert into marts.fct_stage_history values ('meeting', 'open'), ('proposal', 'open'), "
+        "('negotiation', 'open'), ('closed_won', 'won')"
     )
     con.execute(
-        "insert into marts.kpi_stage_duration values ('meeting', 3.0, false), "
-        "('proposal', 12.5, true)"
+        "create table marts.fct_opportunities (opportunity_id varchar, status varchar, "
+        "closed_at timestamp, amount_reporting double, is_deleted boolean)"
     )
-    con.execute(
-        "create table marts.fct_opportunities as "
-        "select 'O' || i as opportunity_id from range(12) t(i)"
-    )
+    con.executemany("insert into marts.fct_opportunities values (?, ?, ?, ?, ?)", opportunities)
     if forecast is not None:
         con.execute(
             "create table marts.kpi_forecast_monthly (expected_close_month date, "
@@ -257,3 +278,86 @@ def test_backtest_lines(tmp_path, backtest, expected):
     lines = kpi_summary(warehouse).splitlines()
     start = len(KPI_LINES) + len(FORECAST_LINES)
     assert lines[start:-1] == [BACKTEST_HEADER, *expected]
+
+
+def kpi_lines(warehouse: Path) -> list[str]:
+    return kpi_summary(warehouse).splitlines()[: len(KPI_LINES)]
+
+
+def test_a_historical_export_is_summarised_over_its_last_months_with_closed_deals(tmp_path):
+    # Closes stop in 2026-07; as_of is in 2026-11. Window 2026-05..07 (05 has no row):
+    # won 2 + 1 = 3, lost 1 + 1 = 2 → 60.0%; deal size 30,000 / 3 = 10,000; cycle
+    # (10 × 2 + 20 × 1) / 3 = 13.3 days. Nothing open in 2026-11; its velocity is null.
+    kpi_monthly = [
+        ("2026-06-01", 2, 1, 20_000.0, 10.0, 5.0, 1, 7_000.0),
+        ("2026-07-01", 1, 1, 10_000.0, 20.0, 6.0, 0, 0.0),
+        *[(f"2026-{m:02d}-01", 0, 0, 0.0, None, None, 0, 0.0) for m in (8, 9, 10, 11)],
+    ]
+    opportunities = [
+        *[(f"W{i}", "won", "2026-06-10 00:00:00", 10_000.0, False) for i in range(3)],
+        *[(f"L{i}", "lost", "2026-07-10 00:00:00", 1_000.0, False) for i in range(2)],
+    ]
+    warehouse = build_warehouse(
+        tmp_path / "w.duckdb", kpi_monthly=kpi_monthly, opportunities=opportunities
+    )
+    assert kpi_lines(warehouse)[:6] == [
+        "KPI summary (5 opportunities; closed deals over the 3 months to 2026-07, "
+        "the last with closed deals):",
+        "  win rate             60.0%  (3 won, 2 lost)",
+        "  average deal size    10,000",
+        "  sales cycle          13.3 days (average, won deals)",
+        "  open pipeline        0 deals, 0",
+        "  pipeline velocity    n/a per day",
+    ]
+
+
+def test_unknown_amounts_print_as_n_a_not_zero(tmp_path):
+    # The marts add up missing amounts as nothing (won_amount 0, open_amount_end 0); with no
+    # known amount among the won deals of the window or the open deals, the summary says
+    # n/a for the deal size, the velocity built on it and the open amount.
+    kpi_monthly = [("2026-11-01", 4, 6, 0.0, 42.0, 0.0, 3, 0.0)]
+    opportunities = [
+        *[(f"W{i}", "won", "2026-11-02 00:00:00", None, False) for i in range(4)],
+        *[(f"O{i}", "open", None, None, False) for i in range(3)],
+        # A deleted deal's amount is not a known amount of the pipeline.
+        ("D", "open", None, 99.0, True),
+    ]
+    warehouse = build_warehouse(
+        tmp_path / "w.duckdb", kpi_monthly=kpi_monthly, opportunities=opportunities
+    )
+    assert kpi_lines(warehouse)[1:6] == [
+        "  win rate             40.0%  (4 won, 6 lost)",
+        "  average deal size    n/a",
+        "  sales cycle          42.0 days (average, won deals)",
+        "  open pipeline        3 deals, n/a",
+        "  pipeline velocity    n/a per day",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("durations", "expected"),
+    [
+        pytest.param(
+            # proposal has the top median but only 9 completed intervals: meeting (40)
+            # and negotiation (10) are the candidates; meeting's 3.0 is the top.
+            [("meeting", 3, 3.0, 40, False), ("proposal", 4, 12.5, 9, True),
+             ("negotiation", 5, 2.0, 10, False)],
+            "meeting (median 3.0 days)",
+            id="too-few-intervals-skipped",
+        ),
+        pytest.param(
+            [("meeting", 3, 3.0, 9, False), ("proposal", 4, 12.5, 0, True)],
+            "n/a (no open stage has 10 completed intervals yet)",
+            id="none-enough",
+        ),
+        pytest.param(
+            [("meeting", 3, 7.0, 40, True), ("proposal", 4, 7.0, 25, False),
+             ("negotiation", 5, 2.0, 10, False)],
+            "a tie between meeting, proposal (median 7.0 days each)",
+            id="tie",
+        ),
+    ],
+)  # fmt: skip
+def test_bottleneck_needs_enough_intervals_and_names_a_tie(tmp_path, durations, expected):
+    warehouse = build_warehouse(tmp_path / "w.duckdb", durations=durations)
+    assert kpi_lines(warehouse)[6] == f"  bottleneck stage     {expected}"
