@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingestion.loader import parse_sql  # noqa: E402
-from ingestion.schema import CORE_ENTITIES, ENTITIES, SQL_TYPES  # noqa: E402
+from ingestion.schema import CORE_ENTITIES, ENTITIES, ONE_VERSION_PER_KEY, SQL_TYPES  # noqa: E402
 from ingestion.stages import StageMap  # noqa: E402
 
 END = dt.date(2026, 11, 26)
@@ -135,6 +135,7 @@ REFERENCES = {
     "stage_changes": (("opportunity_id", "opportunities", "opportunity_id"),),
     "activities": (("opportunity_id", "opportunities", "opportunity_id"),),
     "leads": (("converted_opportunity_id", "opportunities", "opportunity_id"),),
+    "quotas": (("owner_id", "users", "user_id"),),
 }
 
 
@@ -149,6 +150,9 @@ def frame_sql(name: str) -> str:
             f"(c.{column} IS NULL OR EXISTS (SELECT 1 FROM raw.{target} r "
             f"WHERE r.{key} = c.{column})) AS {column}__known"
         )
+    if name in ONE_VERSION_PER_KEY:
+        # raw holds one row per key: no version of it conflicts with another.
+        select.append("FALSE AS key__conflicting")
     if name == "stage_changes":
         joins.append("LEFT JOIN raw.opportunities o ON o.opportunity_id = c.opportunity_id")
         select.append("o.created_at AS opportunity_created_at")

@@ -32,7 +32,12 @@ The frame contract (one batch's staged rows of one entity, before publishing):
   for each reference in ``REFERENCE_FLAGS``;
 - ``stage_changes.opportunity_created_at`` (timestamp, NaT when unknown) and
   ``contacts.email__seen_before`` (bool, True when another contact already in raw has
-  the same e-mail, case-insensitive), required.
+  the same e-mail, case-insensitive), required;
+- ``key__conflicting`` (bool) for each entity of ``ONE_VERSION_PER_KEY`` (quotas), required:
+  True when the batch's file holds another row with the same key and different values.
+  The loader keeps every such version in the frame (one row per distinct version; an
+  identical repeat is a duplicate), so that all of them fail
+  ``<entity>.key_not_conflicting``; ``<entity>.key_unique`` skips them.
 
 ``required_flag_columns(entity)`` lists the required extra columns of an entity;
 ``frame_columns(entity)`` every column the rules read (select just those to save memory).
@@ -59,6 +64,7 @@ from ingestion.schema import (
     CHANNELS,
     ENTITIES,
     LEAD_STATUSES,
+    ONE_VERSION_PER_KEY,
     REFERENCES,
     Entity,
 )
@@ -105,9 +111,27 @@ EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # At least six digits; digits, spaces and ( ) . - / after an optional +; an extension.
 PHONE_REGEX = r"(?i)^(?=(?:\D*\d){6})\+?[\d ().\-/]+(?:\s*(?:x|ext\.?)\s*\d+)?$"
 
-# The stage-label rules cannot be lowered to warn: docs/data-model.md makes an unmapped label
-# blocking, because every mart reads stages through the map.
-_LOCKED = frozenset({"opportunities.stage_mapped", "stage_changes.stage_mapped"})
+# Rules that cannot be lowered to warn, and why (the ConfigError says it). The stage-label
+# rules: docs/data-model.md makes an unmapped label blocking, because every mart reads
+# stages through the map. A conflicting key: publishing both versions would break the key
+# of the raw table, and publishing one would be a guess (the loader has no version order
+# for rows of one file but their position, which an export does not promise).
+_STAGE_LOCK = (
+    "a stage label that maps to no stage must stop the batch (every mart reads stages "
+    "through the map). Map the labels under stage_labels: instead."
+)
+_LOCKED: dict[str, str] = {
+    "opportunities.stage_mapped": _STAGE_LOCK,
+    "stage_changes.stage_mapped": _STAGE_LOCK,
+    **{
+        f"{entity}.key_not_conflicting": (
+            f"two {entity} rows of one batch with the same key ({', '.join(ENTITIES[entity].key)}) "
+            f"and different values cannot both be stored, and keeping either would be a "
+            f"guess. Correct the export so that it holds one row per key."
+        )
+        for entity in ONE_VERSION_PER_KEY
+    },
+}
 _LABELS_PARAMETER = "stage_labels"
 _EXAMPLES = 5
 _ROWS_IN_DESCRIPTION = 3
@@ -245,6 +269,14 @@ def _entity_checks(e: Entity) -> list[_Check]:
             )
         )
     else:
+        # The versions of a conflicting key are all in the frame on purpose (each fails
+        # <entity>.key_not_conflicting): this rule reads their key as missing.
+        key_columns = [f"{k}__if_not_conflicting" if n in ONE_VERSION_PER_KEY else k for k in e.key]
+        kwargs: dict[str, Any] = {"column_list": key_columns}
+        if set(e.key) <= set(e.required_columns):
+            # A row missing a key part fails <column>_not_null (row level, quarantined);
+            # two such rows of one month must not also reject the whole batch here.
+            kwargs["ignore_row_if"] = "any_value_is_missing"
         checks.append(
             _check(
                 n,
@@ -257,7 +289,7 @@ def _entity_checks(e: Entity) -> list[_Check]:
                     f"Two rows share a key ({', '.join(e.key)}) after the loader's "
                     f"deduplication: report this batch."
                 ),
-                kwargs={"column_list": list(e.key)},
+                kwargs=kwargs,
                 examples=e.key,
             )
         )
@@ -395,6 +427,31 @@ def _reference(entity: str, column: str, target: str, severity: Severity) -> _Ch
             f"{column}."
         ),
         kwargs={"column": f"{column}__known", "value_set": [True]},
+    )
+
+
+def _key_not_conflicting(entity: str, values: str) -> _Check:
+    """Two rows of one batch with the same key and different values: every version fails
+    (the loader keeps each in the frame). Locked at error (``_LOCKED``)."""
+    e = ENTITIES[entity]
+    key = ", ".join(e.key)
+    return _check(
+        entity,
+        "key_not_conflicting",
+        expectation="expect_column_values_to_be_in_set",
+        column=e.key[0],
+        description=(
+            f"no other row of the batch has the same ({key}) with {values} of its own "
+            f"(an identical repeat is a duplicate, not a conflict)"
+        ),
+        fix=(
+            f"Every version of the key is quarantined, none is guessed (the file's row order "
+            f"is no version order); what an earlier batch stored for the key stays. Correct "
+            f"the export so that it holds one row per ({key}), and load it again in a later "
+            f"batch."
+        ),
+        kwargs={"column": "key__conflicting", "value_set": [False]},
+        examples=tuple(c.name for c in e.columns),
     )
 
 
@@ -567,6 +624,24 @@ def _specific_checks() -> dict[str, list[_Check]]:
                 "Correct the quota amount.",
                 min_value=0,
             ),
+            # Not normalised to the 1st: another day means the CRM's quota periods are not
+            # calendar months (fiscal periods, weeks), and moving it would silently put
+            # the quota on a month it may not cover (or merge two periods into one key).
+            _check(
+                "quotas",
+                "month_first_day",
+                expectation="expect_column_values_to_be_in_set",
+                column="month",
+                description="month is the first day of a month (2026-03-01 for March 2026)",
+                fix=(
+                    "Give the quota's calendar month as its first day (2026-03-01). A "
+                    "mid-month date is not moved to the 1st: if the CRM's quota periods do "
+                    "not start on the 1st (fiscal periods, weeks), convert them to calendar "
+                    "months in the export or its adapter."
+                ),
+                kwargs={"column": "month__first_day", "value_set": [True]},
+            ),
+            _key_not_conflicting("quotas", "an amount or currency"),
         ],
         "fx_rates": [
             _between(
@@ -617,6 +692,8 @@ def required_flag_columns(entity: str) -> tuple[str, ...]:
     """The columns beyond the contract and lineage that ``validate_batch`` requires."""
     _checks(entity)
     cols = [f"{c}__known" for c, _, _ in REFERENCE_FLAGS.get(entity, ())]
+    if entity in ONE_VERSION_PER_KEY:
+        cols.append("key__conflicting")
     if entity == "stage_changes":
         cols.append("opportunity_created_at")
     if entity == "contacts":
@@ -644,6 +721,8 @@ def _frame_sources(name: str) -> list[str]:
         "parses": [name],
         "raw": [],  # optional
         "known": [name, base],
+        "conflicting": [name],
+        "if_not_conflicting": [base, "key__conflicting"],
         "if_closed": [base, "is_closed"],
         "not_duplicated": [base, f"{base}__seen_before"],
     }.get(suffix, [base])
@@ -667,11 +746,7 @@ def check_severities(severities: Mapping[str, str]) -> dict[str, Severity]:
         if sev not in SEVERITIES:
             raise ConfigError(f"quality.severity.{name} is {value!r}; use error or warn.")
         if name in _LOCKED and sev != "error":
-            raise ConfigError(
-                f"quality.severity.{name} cannot be lowered to warn: a stage label that "
-                f"maps to no stage must stop the batch (every mart reads stages through "
-                f"the map). Map the labels under stage_labels: instead."
-            )
+            raise ConfigError(f"quality.severity.{name} cannot be lowered to warn: {_LOCKED[name]}")
         out[name] = sev  # type: ignore[assignment]
     return out
 
@@ -740,7 +815,7 @@ def validate_batch(
     if missing:
         raise HygieneError(f"the {entity} frame lacks {', '.join(missing)} (frame contract)")
     label_set = sorted({normalize_label(str(x)) for x in labels})
-    if not label_set and any(c.rule.name in _LOCKED for c in checks):
+    if not label_set and any(c.rule.name.endswith(".stage_mapped") for c in checks):
         raise HygieneError("labels is empty: pass the stage map's labels")
 
     source = _Source(ENTITIES[entity], frame)
@@ -847,6 +922,16 @@ class _Source:
             return self.flag(name, default=True)
         if suffix == "known":
             return self.flag(name, default=True)
+        if suffix == "conflicting":
+            return self.is_true(name)
+        if suffix == "if_not_conflicting":
+            values = self.column(base).copy()
+            missing = np.datetime64("NaT") if values.dtype.kind == "M" else None
+            values[self.is_true("key__conflicting")] = missing
+            return values
+        if suffix == "first_day":
+            days = pd.DatetimeIndex(self.column(base))
+            return np.asarray(days.isna() | (days.day == 1))
         if suffix == "norm":
             return self.map_distinct(base, lambda v: v.strip().lower())
         if suffix == "lower":

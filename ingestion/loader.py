@@ -5,7 +5,10 @@ Batches are processed in name order, each on its own:
 1. every file is read once and typed with SQL (one pass; values that do not parse
    become NULL and are flagged);
 2. within the file, the newest version of each key is kept, and only versions newer
-   than the stored one are candidates (the rest are duplicates: nothing new);
+   than the stored one are candidates (the rest are duplicates: nothing new). For the
+   entities of ``ONE_VERSION_PER_KEY`` (quotas) a key with several different versions in
+   the file keeps all of them (one per distinct version), flagged, for the gate to
+   quarantine every one;
 3. the candidates are validated with the Great Expectations suite of their entity
    (``ingestion.hygiene``), entities in reference order so that a stage change can
    see the opportunity of the same batch;
@@ -20,7 +23,9 @@ Batches are processed in name order, each on its own:
 
 Merge rules (docs/data-model.md): a row supersedes the stored row with the same key when its
 ``updated_at`` is later, ties going to the later batch, then the later row of the file;
-event entities (stage changes, activities) accumulate, one row per key. A file already
+event entities (stage changes, activities) accumulate, one row per key, a later batch's
+different row replacing the stored one; for quotas, two different rows of one key in one
+file are a conflict, quarantined whole (step 2). A file already
 published (same path, same content hash) is skipped, so re-running is a no-op. The whole
 run is one transaction: an error leaves the warehouse as it was.
 """
@@ -49,6 +54,7 @@ from ingestion.landing import (
 from ingestion.schema import (
     ENTITIES,
     LINEAGE_COLUMNS,
+    ONE_VERSION_PER_KEY,
     PROCESSING_ORDER,
     REFERENCES,
     SQL_TYPES,
@@ -60,6 +66,11 @@ from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA, create_raw_tables
 
 _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
+
+# What tells two versions of a key apart, for the entities of ONE_VERSION_PER_KEY. A
+# currency code is one code in any case and with spaces around it (docs/data-model.md).
+_VERSION_VALUES: dict[str, str] = {"quotas": "row(amount, upper(trim(currency)))"}
+assert set(_VERSION_VALUES) == ONE_VERSION_PER_KEY, "every such entity needs its values"
 
 
 @dataclass
@@ -436,6 +447,11 @@ def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
 
     Rows with a missing key cannot be matched; they stay candidates (and fail the
     not-null rule). Everything else that is not a candidate is a duplicate.
+
+    An entity of ``ONE_VERSION_PER_KEY`` gets the flag ``key__conflicting``: a key the
+    file holds with different values keeps one row per distinct version, each a
+    candidate whatever raw holds (all of them fail ``<entity>.key_not_conflicting``);
+    an identical repeat of a version is still a duplicate.
     """
     entity = s.result.file.entity
     target = f"{RAW_SCHEMA}.{entity.name}"
@@ -449,15 +465,27 @@ def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
         f"row({', '.join('t.' + c for c in entity.column_names)})"
     )
     candidates = f"{s.table}_candidates"
+    flag, per_version, conflicting = "", "", ""
+    if entity.name in ONE_VERSION_PER_KEY:
+        values = _VERSION_VALUES[entity.name]
+        flag = (
+            f", (NOT ({null_key}) AND count(DISTINCT {values}) OVER (PARTITION BY {key}) > 1) "
+            f"AS key__conflicting"
+        )
+        per_version = f", CASE WHEN key__conflicting THEN {values} END"
+        conflicting = "n.key__conflicting OR "
     con.execute(
         f"""CREATE TEMP TABLE {candidates} AS
-            WITH newest AS (
-                SELECT * FROM {s.table}
+            WITH flagged AS (SELECT *{flag} FROM {s.table}),
+            newest AS (
+                SELECT * FROM flagged
                 QUALIFY {null_key}
-                    OR row_number() OVER (PARTITION BY {key} ORDER BY {newest_first}) = 1
+                    OR row_number() OVER (
+                        PARTITION BY {key}{per_version} ORDER BY {newest_first}
+                    ) = 1
             )
             SELECT n.* FROM newest n LEFT JOIN {target} t ON {matches}
-            WHERE t.{entity.key[0]} IS NULL OR ({newer} AND {changed})"""
+            WHERE t.{entity.key[0]} IS NULL OR {conflicting}({newer} AND {changed})"""
     )
     (count,) = con.execute(f"SELECT count(*) FROM {candidates}").fetchone()
     s.result.duplicate_rows = s.result.input_rows - count

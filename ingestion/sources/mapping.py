@@ -24,6 +24,10 @@ which file is which canonical entity and how its columns, values and dates trans
       activities:                # a list: several files make one entity
         - {file: calls.csv, columns: {...}, constants: {activity_type: call}}
         - {file: mails.csv, columns: {...}, constants: {activity_type: email}}
+      quotas:
+        file: targets.csv
+        columns: {owner_id: Owner, month: Month, amount: Target}
+        dates: {Month: "%m.%Y"}  # a month column may have no day: 03.2026 is 2026-03-01
 
 The stage label map (``stage_labels``, and ``values: stage`` of opportunities or
 stage_changes, which mean the same) is not applied here: it goes to the pipeline's stage
@@ -106,6 +110,11 @@ _VALUE_SETS: dict[tuple[str, str], tuple[str, ...]] = {
     ("stages", "stage"): _STAGES,
 }
 _OTHERWISE = "*"  # the value-map key for "any other value"
+# Columns that hold a month, not a day: their formats need no day (%m.%Y reads 03.2026 as
+# 2026-03-01), and an ISO year-month (2026-03) is read as the month's first day. A date
+# after the 1st passes unchanged: the gate quarantines it (quotas.month_first_day) rather
+# than this adapter guessing which month a period that does not start on the 1st is.
+_MONTH_COLUMNS = frozenset({("quotas", "month")})
 
 
 def _norm(text: str) -> str:
@@ -323,8 +332,9 @@ def _stage_labels(chk: _Checker, raw: Any, where: str) -> dict[str, str]:
     return out
 
 
-def _check_format(chk: _Checker, where: str, fmt: str) -> None:
-    """A strptime format DuckDB accepts, with a day, a month and a year in it."""
+def _check_format(chk: _Checker, where: str, fmt: str, *, month_only: bool = False) -> None:
+    """A strptime format DuckDB accepts, with a day, a month and a year in it (a month and
+    a year for a month column: strptime then gives the month's first day)."""
     try:
         with duckdb.connect() as con:
             con.execute("SELECT try_strptime('', ?)", [fmt])
@@ -333,9 +343,14 @@ def _check_format(chk: _Checker, where: str, fmt: str) -> None:
         raise chk.fail(
             where, f'{fmt!r} is not a strptime format ({reason}); write e.g. "%d.%m.%Y %H:%M".'
         ) from exc
-    if not (
-        re.search(r"%-?[dj]", fmt) and re.search(r"%-?[mbB]|%j", fmt) and re.search(r"%[Yy]", fmt)
-    ):
+    has_month = re.search(r"%-?[mbB]|%j", fmt) and re.search(r"%[Yy]", fmt)
+    if month_only and not has_month:
+        raise chk.fail(
+            where,
+            f'{fmt!r} has no month and year (%m, %Y); write e.g. "%m.%Y", "%Y-%m" or '
+            f'"%b %Y" (or a format with a day, "%d.%m.%Y").',
+        )
+    if not month_only and not (re.search(r"%-?[dj]", fmt) and has_month):
         raise chk.fail(
             where,
             f'{fmt!r} has no day, month and year (%d, %m, %Y); write e.g. "%d.%m.%Y" '
@@ -471,8 +486,9 @@ def _entity(chk: _Checker, entity: str, where: str, raw: Any) -> tuple[EntityMap
         if wrong:
             raise chk.fail(dw, f"{key} is mapped to {wrong[0]}, which is not a date or time.")
         formats = tuple(chk.texts(fmts, dw))
+        month_only = all((entity, c) in _MONTH_COLUMNS for c in targets) and bool(targets)
         for fmt in formats:
-            _check_format(chk, dw, fmt)
+            _check_format(chk, dw, fmt, month_only=month_only)
         dates[src] = formats
 
     provided = set(columns) | set(constants) | ({"is_won", "is_closed"} if status else set())
@@ -617,6 +633,9 @@ def _column_sql(em: EntityMap, ex: Export, mp: MappingFile, col: Column) -> str:
         expr = _values_sql(expr, em.values[col.name])
     if col.name in em.constants:
         expr = f"coalesce({expr}, {sql_str(em.constants[col.name])})"
+    if (em.entity, col.name) in _MONTH_COLUMNS:
+        year_month = f"regexp_full_match({expr}, '\\d{{4}}-\\d{{2}}')"
+        expr = f"CASE WHEN {year_month} THEN {expr} || '-01' ELSE {expr} END"
     formats = em.dates.get(_norm(src), mp.date_formats) if src else mp.date_formats
     return _typed_sql(expr, col.type, formats, ex.date_order, mp)
 

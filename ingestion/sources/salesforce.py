@@ -2,7 +2,8 @@
 
 One file per object, named after it in any case (``Opportunity.csv``, ``opportunity.csv``),
 with the standard API field names: Opportunity, OpportunityHistory, Account, User, Lead,
-Contact, Task, Event, and for exchange rates DatedConversionRate or CurrencyType. Every
+Contact, Task, Event, for exchange rates DatedConversionRate or CurrencyType, and for
+quotas ForecastingQuota (with Period, when the export has it, to tell monthly periods). Every
 file is optional (an incremental export holds only what changed); what a batch lacks is
 listed in the conversion notes. Fields the adapter does not map, custom fields ``*__c``
 included, are carried along as attributes.
@@ -19,6 +20,9 @@ Salesforce specifics handled here:
   to be the reporting currency), so the rate to the reporting currency is its inverse.
 - Timestamps like ``2026-02-23T20:55:00.000+0000`` get a colon in the offset (ISO 8601
   extended form) so every reader parses them, not only DuckDB.
+- ForecastingQuota holds more than money quotas per owner and month: quantity quotas,
+  product-family quotas, quotas of quarterly periods. Those are set aside, counted in the
+  notes; a quota's StartDate gives its month (the first day of the month it starts in).
 """
 
 from __future__ import annotations
@@ -158,6 +162,10 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
     rates = _fx_rates(batch, conversion.notes)
     if rates is not None:
         conversion.entities["fx_rates"] = rates
+
+    quotas = _quotas(batch, conversion.notes)
+    if quotas is not None:
+        conversion.entities["quotas"] = quotas
     return conversion
 
 
@@ -518,3 +526,97 @@ def _fx_rates(batch: ExportBatch, notes: list[str]) -> str | None:
         ("rate_to_reporting", inverse, ("ConversionRate",)),
     ]
     return f"SELECT {_select(e, 'fx_rates', items, notes)} FROM {e.view}"
+
+
+def _quotas(batch: ExportBatch, notes: list[str]) -> str | None:
+    """ForecastingQuota → one money quota per owner and month.
+
+    QuotaOwnerId is the rep (namespaced like every user id), QuotaAmount the quota in
+    CurrencyIsoCode, and StartDate, the start of the forecast period, gives the month: the
+    first day of the month it falls in. A row that is not an owner's money quota for a
+    month is set aside, every one counted in a note (never a silent drop):
+
+    - a quantity quota (IsQuantity true, or a QuotaQuantity without a QuotaAmount) counts
+      units, not money: attainment compares won amounts;
+    - a product-family quota (ProductFamily set) is the share of one family: beside the
+      owner's quota it would be a second amount for the same owner and month;
+    - with a Period file, a quota of a period that is not a month (Period.Type Quarter,
+      Year): taking it as the quota of its first month would overstate that month.
+
+    Quotas of several forecast types (ForecastingTypeId) are kept but noted: an owner with
+    different amounts for one month under two types is a conflict the gate quarantines.
+    """
+    e = batch.read("ForecastingQuota", "ForecastingQuotas")
+    if e is None:
+        notes.append(
+            "no ForecastingQuota file: no quotas in this batch (quota attainment needs "
+            "quotas from some batch)"
+        )
+        return None
+    start = date_sql(e.col("StartDate"), e.date_order)
+    day = f"TRY_CAST({start} AS DATE)"
+    # A StartDate that is no date passes unchanged, for the gate to name.
+    month = f"CASE WHEN {day} IS NULL THEN {start} ELSE strftime({day}, '%Y-%m-01') END"
+    items = [
+        ("owner_id", e.col("QuotaOwnerId"), ("QuotaOwnerId",)),
+        ("month", month, ("StartDate",)),
+        ("amount", e.col("QuotaAmount"), ("QuotaAmount",)),
+        ("currency", e.col("CurrencyIsoCode"), ("CurrencyIsoCode",)),
+    ]
+    if not e.has("CurrencyIsoCode"):
+        notes.append(f"{e.path.name}: no CurrencyIsoCode, quotas taken as reporting currency")
+        items = [i for i in items if i[0] != "currency"]
+
+    reasons = [
+        (
+            f"{e.bool('IsQuantity')} = 'true' OR ({e.col('QuotaAmount')} IS NULL "
+            f"AND {e.col('QuotaQuantity')} IS NOT NULL)",
+            "quantity quota(s) (IsQuantity: units, not money)",
+        ),
+        (
+            f"{e.col('ProductFamily')} IS NOT NULL",
+            "product-family quota(s) (ProductFamily set: a share of the owner's quota)",
+        ),
+    ]
+    period = batch.read("Period", "Periods")
+    if period is not None and period.has("Id", "Type") and e.has("PeriodId"):
+        reasons.append(
+            (
+                f"{e.col('PeriodId')} IN (SELECT {period.col('Id')} FROM {period.view} "
+                f"WHERE lower({period.col('Type')}) <> 'month')",
+                "quota(s) of a period other than a month (Period.Type)",
+            )
+        )
+    set_aside = "CASE " + " ".join(f"WHEN {cond} THEN {i}" for i, (cond, _) in enumerate(reasons))
+    set_aside += " END"
+    counts = dict(
+        batch.con.execute(
+            f"SELECT {set_aside} AS reason, count(*) FROM {e.view} GROUP BY reason"
+        ).fetchall()
+    )
+    for i, (_, what) in enumerate(reasons):
+        if counts.get(i):
+            notes.append(f"{e.path.name}: {counts[i]} {what} set aside")
+
+    kept = f"{e.view} WHERE ({set_aside}) IS NULL"
+    (mid_month,) = batch.con.execute(
+        f"SELECT count(*) FROM {kept} AND {day} IS NOT NULL AND day({day}) <> 1"
+    ).fetchone()
+    if mid_month:
+        notes.append(
+            f"{e.path.name}: {mid_month} quota(s) with a StartDate after the 1st (a custom "
+            f"fiscal period?) taken as the quota of the month the period starts in"
+        )
+    if e.has("ForecastingTypeId"):
+        (types,) = batch.con.execute(
+            f"SELECT count(DISTINCT {e.col('ForecastingTypeId')}) FROM {kept}"
+        ).fetchone()
+        if types > 1:
+            notes.append(
+                f"{e.path.name}: quotas of {types} forecast types (ForecastingTypeId): an "
+                f"owner with different amounts for one month under two types has both "
+                f"quarantined (quotas.key_not_conflicting); export one forecast type's quotas"
+            )
+    # StartDate stays as an attribute too: the period's own start, before the month.
+    select = _select(e, "quotas", items, notes, keep=("StartDate",))
+    return f"SELECT {select} FROM {kept}"

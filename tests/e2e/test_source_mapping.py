@@ -17,6 +17,10 @@ USD); stage history from the wide "Entered ..." columns, "Created" giving the Le
 | D-107 | 02-09 12:00 | 4000 | prospecting, meeting 02-11, closed_won 02-14 | won |
 | D-108 | 02-12 12:00 | 6000 | prospecting | open |
 | D-109 | 03-02 12:00 | 9000 | prospecting, qualification 03-05, closed_lost 03-10 (batch 2) | lost |
+
+Quotas (targets.csv, months written 01.2026): batch 1 gives U1 15000 / 15000 / 20000 and U2
+25000 each for January to March (an empty Currency is the constant USD); batch 2 revises
+U1's March to 18000.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -82,6 +86,28 @@ def test_raw_rows_namespaced_with_attributes(built):
     assert query(
         built, "select activity_type, subject from raw.activities where activity_id = 'mapping:A-1'"
     ) == [("call", "Intro call, asked for\na demo next week")]
+
+
+def test_raw_quotas(built):
+    # U1's March from batch 2 replaces batch 1's 20000; the rest stays from batch 1.
+    assert query(
+        built,
+        "select owner_id, month, amount, currency, _batch_id from raw.quotas "
+        "order by owner_id, month",
+    ) == [
+        ("mapping:U1", date(2026, 1, 1), 15000.0, "USD", "2026-02-15"),
+        ("mapping:U1", date(2026, 2, 1), 15000.0, "USD", "2026-02-15"),
+        ("mapping:U1", date(2026, 3, 1), 18000.0, "USD", "2026-03-14"),
+        ("mapping:U2", date(2026, 1, 1), 25000.0, "USD", "2026-02-15"),
+        ("mapping:U2", date(2026, 2, 1), 25000.0, "USD", "2026-02-15"),
+        ("mapping:U2", date(2026, 3, 1), 25000.0, "USD", "2026-02-15"),
+    ]
+    # 6 rows in batch 1, 1 in batch 2: all loaded, nothing quarantined or duplicated.
+    assert query(
+        built,
+        "select batch_id, input_rows, loaded_rows, quarantined_rows, duplicate_rows "
+        "from quality.ingestion_log where entity = 'quotas' order by 1",
+    ) == [("2026-02-15", 6, 6, 0, 0), ("2026-03-14", 1, 1, 0, 0)]
 
 
 def test_stage_history(built):

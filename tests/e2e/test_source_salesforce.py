@@ -19,6 +19,11 @@ Ids below drop the common part: Opp3 is salesforce:0068d000001Opp3AAA.
 
 EUR: DatedConversionRate 0.9 from 01-01, 0.8 from 02-15 (EUR per USD); Opp2's close date
 02-25 takes the 02-15 rate: 10000 × (1 / 0.8) = 12500 USD.
+
+Quotas (ForecastingQuota): batch 1 has Ames 20000 / 25000 / 25000 USD for January, February,
+March and Byrne 15000 / 15000 EUR for February, March, plus a quantity quota (Quo6) and a
+product-family quota (Quo7), both set aside by the adapter. Batch 2 re-exports Ames' March
+unchanged and revises Byrne's March to 18000 EUR.
 """  # noqa: E501
 
 from __future__ import annotations
@@ -99,6 +104,36 @@ def test_raw_rows(built):
         f"select name, region, manager_id from raw.users where user_id = '{NS}0058d000001AmesAAA'",
     ) == [("Alice Ames", None, f"{NS}0058d000001DiazAAA")]
     assert query(built, "select count(*) from quality.quarantine") == [(0,)]
+
+
+def test_raw_quotas(built):
+    ames, byrne = f"{NS}0058d000001AmesAAA", f"{NS}0058d000001ByrnAAA"
+    assert query(
+        built,
+        "select owner_id, month, amount, currency, _batch_id, "
+        "json_extract_string(_attributes, '$.id') from raw.quotas order by owner_id, month",
+    ) == [
+        (ames, date(2026, 1, 1), 20000.0, "USD", "2026-03-07T0600", "0J98d000000Quo1AAA"),
+        (ames, date(2026, 2, 1), 25000.0, "USD", "2026-03-07T0600", "0J98d000000Quo2AAA"),
+        # Re-exported unchanged in batch 2: batch 1's row stays.
+        (ames, date(2026, 3, 1), 25000.0, "USD", "2026-03-07T0600", "0J98d000000Quo3AAA"),
+        (byrne, date(2026, 2, 1), 15000.0, "EUR", "2026-03-07T0600", "0J98d000000Quo4AAA"),
+        # Revised in batch 2: 18000 replaces 15000.
+        (byrne, date(2026, 3, 1), 18000.0, "EUR", "2026-03-14T0600", "0J98d000000Quo5AAA"),
+    ]
+    # Every converted row accounted for: batch 1, 7 exported - 2 set aside = 5 loaded;
+    # batch 2, 2 rows = 1 loaded + 1 duplicate.
+    assert query(
+        built,
+        "select batch_id, input_rows, loaded_rows, quarantined_rows, duplicate_rows "
+        "from quality.ingestion_log where entity = 'quotas' order by 1",
+    ) == [("2026-03-07T0600", 5, 5, 0, 0), ("2026-03-14T0600", 2, 1, 0, 1)]
+    # Every owner is a known user: the reference rule passed on both batches.
+    assert query(
+        built,
+        "select bool_and(success) from quality.validation_results "
+        "where rule = 'quotas.owner_id_exists'",
+    ) == [(True,)]
 
 
 def history(warehouse: Path, n: int) -> list[tuple]:

@@ -152,6 +152,8 @@ CLEAN: dict[str, dict[str, list[Any]]] = {
         "month": [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 1, 1)],
         "amount": [50000.0, 0.0, 75000.0],
         "currency": ["USD", "USD", None],
+        "owner_id__known": [True, True, True],
+        "key__conflicting": [False, False, False],
     },
     "fx_rates": {
         "currency": ["EUR", "EUR", "GBP"],
@@ -314,6 +316,23 @@ SPECIFIC: dict[str, Defect] = {
     "stages.category_in_value_set": (setv("category", 1, "pending"), [1], ("pending",)),
     "stages.probability_between_0_and_1": (setv("probability", 2, 1.01), [2], ("1.01",)),
     "quotas.amount_non_negative": (setv("amount", 3, -1.0), [3], ("-1.0",)),
+    "quotas.owner_id_exists": (setv("owner_id__known", 3, False), [3], ("u2",)),
+    # The 15th is not moved to the 1st: the row fails, naming the date.
+    "quotas.month_first_day": (setv("month", 2, dt.date(2026, 2, 15)), [2], ("2026-02-15",)),
+    # Row 2 becomes u1's January quota too, with 0 instead of row 1's 50000: the loader
+    # flags both versions, both fail, and key_unique skips them (no batch rejection).
+    "quotas.key_not_conflicting": (
+        both(
+            setv("month", 2, dt.date(2026, 1, 1)),
+            setv("key__conflicting", 1, True),
+            setv("key__conflicting", 2, True),
+        ),
+        [1, 2],
+        (
+            "owner_id=u1, month=2026-01-01, amount=50000.0, currency=USD",
+            "owner_id=u1, month=2026-01-01, amount=0.0, currency=USD",
+        ),
+    ),
     "fx_rates.rate_to_reporting_positive": (setv("rate_to_reporting", 2, 0.0), [2], ("0.0",)),
 }
 
@@ -378,7 +397,9 @@ def test_catalog_names_levels_and_defaults():
         "opportunities.owner_id_exists",
         "activities.opportunity_id_exists",
         "leads.converted_opportunity_id_exists",
+        "quotas.owner_id_exists",  # like every owner reference: the rep may come later
     }
+    assert required_flag_columns("quotas") == ("owner_id__known", "key__conflicting")
     assert required_flag_columns("stage_changes") == (
         "opportunity_id__known",
         "opportunity_created_at",
@@ -415,6 +436,14 @@ def test_bad_severity_value_and_locked_rule_are_config_errors():
         check_severities({"leads.email_format": "info"})
     with pytest.raises(ConfigError, match="cannot be lowered"):
         check_severities({"opportunities.stage_mapped": "warn"})
+    with pytest.raises(ConfigError) as exc:
+        check_severities({"quotas.key_not_conflicting": "warn"})
+    assert str(exc.value) == (
+        "quality.severity.quotas.key_not_conflicting cannot be lowered to warn: two quotas "
+        "rows of one batch with the same key (owner_id, month) and different values cannot "
+        "both be stored, and keeping either would be a guess. Correct the export so that "
+        "it holds one row per key."
+    )
     assert check_severities({"leads.email_format": "ERROR"}) == {"leads.email_format": "error"}
 
 
@@ -558,3 +587,54 @@ def test_one_gx_context_serves_every_validation():
     run("quotas", clean("quotas"))
     assert hygiene._gx_state is state
     assert set(state.suites) >= {"fx_rates", "quotas"}
+
+
+# --- quotas: the key, the month, the owner ------------------------------------------------
+
+
+def test_rows_missing_a_key_part_are_quarantined_not_a_batch_rejection():
+    # Two quotas without owner_id for January: each fails owner_id_not_null (row level);
+    # they are not also "the same key twice", which would reject the whole batch.
+    frame = clean("quotas")
+    frame["owner_id"] = [None, None, "u2"]
+    frame["month"] = [dt.date(2026, 1, 1)] * 3
+    outcomes = run("quotas", frame)
+    assert failing(outcomes) == {"quotas.owner_id_not_null"}
+    rows = outcomes["quotas.owner_id_not_null"].unexpected_rows
+    assert rows == ((file_of("quotas"), 1), (file_of("quotas"), 2))
+
+
+def test_a_missing_month_fails_not_null_only():
+    frame = clean("quotas")
+    frame["month"] = pd.to_datetime(pd.Series([None, "2026-02-01", "2026-01-01"]))
+    assert failing(run("quotas", frame)) == {"quotas.month_not_null"}
+
+
+def test_conflicting_versions_do_not_hide_a_real_duplicate_key():
+    # Rows 1-2: u1 January in two versions (flagged by the loader). Rows 3-4: u2 January
+    # twice without the flag, which the loader never produces: key_unique still says so.
+    frame = pd.concat([clean("quotas"), clean("quotas").iloc[[2]]], ignore_index=True)
+    frame["_source_row"] = [1, 2, 3, 4]
+    frame["month"] = [dt.date(2026, 1, 1)] * 4
+    frame["key__conflicting"] = [True, True, False, False]
+    outcomes = run("quotas", frame)
+    assert failing(outcomes) == {"quotas.key_not_conflicting", "quotas.key_unique"}
+    assert outcomes["quotas.key_not_conflicting"].unexpected_rows == (
+        (file_of("quotas"), 1),
+        (file_of("quotas"), 2),
+    )
+    assert outcomes["quotas.key_unique"].unexpected_rows == (
+        (file_of("quotas"), 3),
+        (file_of("quotas"), 4),
+    )
+
+
+def test_conflict_message_says_every_version_is_quarantined():
+    frame = clean("quotas")
+    frame["month"] = [dt.date(2026, 1, 1)] * 3
+    frame["owner_id"] = ["u1", "u1", "u2"]
+    frame["key__conflicting"] = [True, True, False]
+    text = run("quotas", frame)["quotas.key_not_conflicting"].describe()
+    assert text.startswith("quotas.key_not_conflicting (error, row): 2 of 3 rows fail")
+    assert "Every version of the key is quarantined, none is guessed" in text
+    assert "what an earlier batch stored for the key stays" in text

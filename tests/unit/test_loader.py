@@ -343,3 +343,88 @@ def test_value_labels_map_a_crm_s_own_picklist_values(con, landing, batch):
         ("l2", "working", "website"),
     ]
     assert report.rows("leads", "quarantined_rows") == 1
+
+
+QUOTA = "owner_id,month,amount,currency"
+
+
+def quota_log(con) -> list[tuple]:
+    return rows(
+        con,
+        "select source_file, input_rows, loaded_rows, quarantined_rows, duplicate_rows "
+        "from quality.ingestion_log where entity = 'quotas' order by 1",
+    )
+
+
+def test_quotas_conflicting_versions_in_a_batch_are_all_quarantined(con, landing, batch):
+    batch("b1", "users", "user_id,name", "u1,Ann", "u2,Bob")
+    batch("b1", "quotas", QUOTA, "u1,2026-01-01,100,USD")
+    batch(
+        "b2",
+        "quotas",
+        QUOTA,
+        "u1,2026-01-01,100,USD",  # row 1: the stored version again...
+        "u1,2026-01-01,120,USD",  # row 2: ...and another one: both quarantined
+        "u1,2026-01-01,120,usd",  # row 3: row 2 again (a code in any case): a duplicate
+        "u2,2026-01-01,80,USD",  # row 4: no conflict: loaded
+        "u2,2026-01-01,80,USD",  # row 5: exact repeat: a duplicate
+    )
+    report = ingest(con, landing, quarantine_max_share=1.0)
+    # u1's January keeps b1's 100: neither version of b2 can be told right.
+    assert rows(con, "select owner_id, amount, _batch_id from raw.quotas order by 1") == [
+        ("u1", 100.0, "b1"),
+        ("u2", 80.0, "b2"),
+    ]
+    got = rows(
+        con,
+        "select source_row, raw_row->>'amount', failed_rules from quality.quarantine "
+        "order by source_row",
+    )
+    # Of rows 2 and 3 (one version), the later row is the one kept and quarantined.
+    assert got == [
+        (1, "100", '["quotas.key_not_conflicting"]'),
+        (3, "120", '["quotas.key_not_conflicting"]'),
+    ]
+    # 5 in = 1 loaded (row 4) + 2 quarantined (rows 1, 3) + 2 duplicates (rows 2, 5).
+    assert quota_log(con) == [("b1/quotas.csv", 1, 1, 0, 0), ("b2/quotas.csv", 5, 1, 2, 2)]
+    assert report.rejected_batches == {}
+
+
+def test_quotas_later_batch_supersedes_and_identical_reexport_is_a_duplicate(con, landing, batch):
+    batch("b1", "users", "user_id,name", "u1,Ann")
+    batch("b1", "quotas", QUOTA, "u1,2026-01-01,100,USD", "u1,2026-02-01,100,USD")
+    batch("b2", "quotas", QUOTA, "u1,2026-01-01,100,USD", "u1,2026-02-01,90,EUR")
+    ingest(con, landing)
+    assert rows(
+        con, "select month, amount, currency, _batch_id from raw.quotas order by month"
+    ) == [
+        (date(2026, 1, 1), 100.0, "USD", "b1"),  # identical in b2: nothing new
+        (date(2026, 2, 1), 90.0, "EUR", "b2"),  # revised in b2: replaces b1's row
+    ]
+    assert quota_log(con) == [("b1/quotas.csv", 2, 2, 0, 0), ("b2/quotas.csv", 2, 1, 0, 1)]
+
+
+def test_quotas_month_not_on_the_first_is_quarantined_and_unknown_owner_warns(con, landing, batch):
+    batch("b1", "users", "user_id,name", "u1,Ann")
+    batch(
+        "b1",
+        "quotas",
+        QUOTA,
+        "u1,2026-03-01T00:00:00Z,100,USD",  # a timestamp at midnight gives its date
+        "u1,2026-04-15,100,USD",  # mid-month: quarantined, not moved
+        "u9,2026-03-01,50,",  # no such user (yet): loaded, with a warning
+        "u1,2026-05-01,-1,USD",  # negative
+    )
+    ingest(con, landing, quarantine_max_share=1.0)
+    assert rows(con, "select owner_id, month from raw.quotas order by 1") == [
+        ("u1", date(2026, 3, 1)),
+        ("u9", date(2026, 3, 1)),
+    ]
+    assert rows(
+        con, "select source_row, failed_rules from quality.quarantine order by source_row"
+    ) == [(2, '["quotas.month_first_day"]'), (4, '["quotas.amount_non_negative"]')]
+    assert rows(
+        con,
+        "select rule, severity, unexpected_count from quality.validation_results "
+        "where rule = 'quotas.owner_id_exists'",
+    ) == [("quotas.owner_id_exists", "warn", 1)]

@@ -9,6 +9,7 @@ import csv
 import json
 import shutil
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,25 @@ def test_incremental_batch_modified_and_deleted_deals_and_notes(converted):
     assert json.loads((converted / B1 / "_conversion.json").read_text())["notes"] == []
 
 
+def test_quotas_with_month_only_dates_and_a_constant_currency(converted):
+    # targets.csv: "03.2026" read with the file's "%m.%Y" is March's first day; an empty
+    # Currency takes the constant USD; owners namespaced like every id.
+    got = [(r["owner_id"], r["month"], r["amount"], r["currency"])
+           for r in rows(converted / B1 / "quotas.csv")]  # fmt: skip
+    assert got == [
+        ("home:U1", "2026-01-01", "15000", "USD"),
+        ("home:U1", "2026-02-01", "15000", "USD"),
+        ("home:U1", "2026-03-01", "20000", "USD"),
+        ("home:U2", "2026-01-01", "25000", "USD"),
+        ("home:U2", "2026-02-01", "25000", "USD"),
+        ("home:U2", "2026-03-01", "25000", "USD"),
+    ]
+    # Batch 2 revises U1's March (the loader replaces batch 1's row with it).
+    assert [
+        (r["owner_id"], r["month"], r["amount"]) for r in rows(converted / B2 / "quotas.csv")
+    ] == [("home:U1", "2026-03-01", "18000")]
+
+
 def test_stage_labels_come_from_the_mapping_file_under_the_configs(tmp_path):
     spec = spec_for(FIXTURE / "crm_mapping.yaml", FIXTURE / "exports")
     assert default_stage_labels(spec)["Demo"] == "meeting"
@@ -146,6 +166,11 @@ def test_stage_labels_come_from_the_mapping_file_under_the_configs(tmp_path):
 # --- small hand-made exports ------------------------------------------------------------
 
 DEALS = "Deal ID,Created,Stage,Status,Won on\nD1,05.01.2026,Won,Won,04.02.2026\n"
+QUOTAS = """\
+  quotas:
+    file: targets.csv
+    columns: {owner_id: Owner, month: Month, amount: Target}
+"""
 BASE = """
 entities:
   opportunities:
@@ -228,6 +253,21 @@ def error(tmp_path: Path, mapping: str, files: dict[str, str] | None = None) -> 
         (
             "entities: {users: {file: u.csv, columns: {user_id: ID, name: N}}}\n",
             "needs opportunities",
+        ),
+        (
+            # A month column's format needs no day, but a month and a year.
+            BASE + QUOTAS + '    dates: {Month: "%Y"}\n',
+            "entities.quotas.dates.Month: '%Y' has no month and year (%m, %Y); write e.g. "
+            '"%m.%Y", "%Y-%m" or "%b %Y"',
+        ),
+        (
+            # Only a month column: a date column without a day still fails.
+            BASE + '    dates: {Created: "%m.%Y"}\n',
+            "entities.opportunities.dates.Created: '%m.%Y' has no day, month and year",
+        ),
+        (
+            BASE + "  quotas: {file: t.csv, columns: {owner_id: Owner, month: Month}}\n",
+            "entities.quotas: the required column(s) amount are not mapped",
         ),
     ],
 )
@@ -323,6 +363,43 @@ def test_the_gate_quarantines_an_unparseable_date_with_the_reason(tmp_path):
     con.close()
 
 
+def test_quota_months_in_any_format_and_a_mid_month_date_quarantined(tmp_path):
+    targets = (
+        "Owner,Month,Target\n"
+        "U1,Mar 2026,100\n"  # "%b %Y": 2026-03-01
+        "U1,2026-04,100\n"  # an ISO year-month, without any format: 2026-04-01
+        "U1,2026-05-01,100\n"  # ISO date: as it is
+        "U1,15.06.2026,100\n"  # "%d.%m.%Y": 2026-06-15, not moved to the 1st
+        "U1,July,100\n"  # no format reads it: passes unchanged
+    )
+    spec = write(
+        tmp_path,
+        BASE + QUOTAS + '    dates: {Month: ["%b %Y", "%d.%m.%Y"]}\n',
+        {"b1/deals.csv": DEALS, "b1/targets.csv": targets},
+    )
+    convert_landing(spec, tmp_path / "out")
+    months = [r["month"] for r in rows(tmp_path / "out/b1/quotas.csv")]
+    assert months == ["2026-03-01", "2026-04-01", "2026-05-01", "2026-06-15", "July"]
+    # The gate: the 15th fails quotas.month_first_day, July quotas.month_parses (and, a
+    # required month, month_not_null); both are quarantined with the reasons, the three
+    # months load (owner U1 unknown: a warning).
+    con = connect(tmp_path / "w.duckdb")
+    create_raw_tables(con)
+    stages = StageMap(labels={"Won": "closed_won"})
+    ingest(con, tmp_path / "out", stage_map=stages, source="home", quarantine_max_share=1.0)
+    assert con.execute("SELECT month FROM raw.quotas ORDER BY 1").fetchall() == [
+        (date(2026, 3, 1),), (date(2026, 4, 1),), (date(2026, 5, 1),)
+    ]  # fmt: skip
+    assert con.execute(
+        "SELECT source_row, raw_row->>'month', failed_rules FROM quality.quarantine "
+        "WHERE entity = 'quotas' ORDER BY 1"
+    ).fetchall() == [
+        (4, "2026-06-15", '["quotas.month_first_day"]'),
+        (5, "July", '["quotas.month_not_null", "quotas.month_parses"]'),
+    ]
+    con.close()
+
+
 def test_glob_several_files_zone_formats_and_a_semicolon_delimiter(tmp_path):
     spec = write(
         tmp_path,
@@ -378,5 +455,7 @@ def test_full_export_in_the_mapping_marks_missing_records_deleted(tmp_path):
 
 def test_load_mapping_of_the_fixture():
     mp = load_mapping(FIXTURE / "crm_mapping.yaml")
-    assert [e.entity for e in mp.entities] == ["opportunities", "users", "accounts", "activities"]
+    assert [e.entity for e in mp.entities] == [
+        "opportunities", "users", "accounts", "activities", "quotas"
+    ]  # fmt: skip
     assert mp.date_order == "dmy"

@@ -3,8 +3,8 @@ quirks, the mapping of each object, and what it notes when files or fields are m
 
 Fixture tests/fixtures/salesforce (two weekly exports, hand-written in Data Export format):
 2026-03-07T0600 holds every object; 2026-03-14T0600 is incremental (Opportunity,
-OpportunityHistory, Task only, file names in lower case for two of them). Every expected
-value below is read off the fixture files by hand.
+OpportunityHistory, Task, ForecastingQuota only, file names in lower case for two of them).
+Every expected value below is read off the fixture files by hand.
 """
 
 from __future__ import annotations
@@ -222,12 +222,106 @@ def test_notes_name_what_is_missing(out):
     assert notes(out, B1) == [
         "User.csv has no UserRole.Name or UserRoleName or UserRole column: left empty",
         "Lead.csv: LeadSource LinkedIn Ads taken as channel other",
+        "ForecastingQuota.csv: 1 quantity quota(s) (IsQuantity: units, not money) set aside",
+        "ForecastingQuota.csv: 1 product-family quota(s) (ProductFamily set: a share of the "
+        "owner's quota) set aside",
     ]
     n2 = notes(out, B2)
     for missing in ("Account", "User", "Contact", "Lead", "Event"):
         assert any(n.startswith(f"no {missing} file") for n in n2), missing
     assert any(n.startswith("no DatedConversionRate or CurrencyType file") for n in n2)
     assert not any("Task" in n or "Opportunity" in n for n in n2)
+
+
+def test_quotas(out):
+    def quotas(batch: str) -> dict[tuple[str, str], tuple[str, str, str]]:
+        return {
+            (r["owner_id"].removeprefix(NS), r["month"]): (r["amount"], r["currency"], r["id"])
+            for r in rows(out, batch, "quotas")
+        }
+
+    ames, byrne = "0058d000001AmesAAA", "0058d000001ByrnAAA"
+    # Batch 1: 7 rows. Quo6 is a quantity quota (IsQuantity true, 12 units) and Quo7 a
+    # product-family quota (Services): set aside, each noted (test_notes_name_what_is_missing).
+    # 7 - 2 = 5 money quotas; the owner namespaced like every user id.
+    assert quotas(B1) == {
+        (ames, "2026-01-01"): ("20000.00", "USD", "0J98d000000Quo1AAA"),
+        (ames, "2026-02-01"): ("25000.00", "USD", "0J98d000000Quo2AAA"),
+        (ames, "2026-03-01"): ("25000.00", "USD", "0J98d000000Quo3AAA"),
+        (byrne, "2026-02-01"): ("15000.00", "EUR", "0J98d000000Quo4AAA"),
+        (byrne, "2026-03-01"): ("15000.00", "EUR", "0J98d000000Quo5AAA"),
+    }
+    assert {r["owner_id"][: len(NS)] for r in rows(out, B1, "quotas")} == {NS}
+    # Batch 2: Ames' March again (unchanged: the loader counts it a duplicate) and Byrne's
+    # March revised to 18000 (it replaces batch 1's 15000 in the loader).
+    assert quotas(B2) == {
+        (ames, "2026-03-01"): ("25000.00", "USD", "0J98d000000Quo3AAA"),
+        (byrne, "2026-03-01"): ("18000.00", "EUR", "0J98d000000Quo5AAA"),
+    }
+
+
+def test_quota_months_periods_and_forecast_types(tmp_path):
+    landing = tmp_path / "landing"
+    header = "Id,QuotaOwnerId,StartDate,QuotaAmount,QuotaQuantity,ForecastingTypeId,PeriodId\n"
+    write(
+        landing / "b1",
+        "ForecastingQuota.csv",
+        header
+        # A custom fiscal month starting 01-26: taken as January, noted.
+        + "0J91,005A,2026-01-26,100,,0DbR,026M\n"
+        # Report style (mdy) 02/01/2026: 2026-02-01.
+        + "0J92,005A,02/01/2026,200,,0DbR,026M\n"
+        # No IsQuantity column: a QuotaQuantity without a QuotaAmount is a quantity quota.
+        + "0J93,005A,2026-03-01,,7,0DbQ,026M\n"
+        # A quarterly period (Period.Type Quarter): set aside.
+        + "0J94,005B,2026-01-01,900,,0DbR,026Q\n"
+        # Another forecast type (0DbS) for 005B's March: kept, noted.
+        + "0J95,005B,2026-03-01,300,,0DbS,026M\n"
+        # Not a date: passes unchanged for the gate to name.
+        + "0J96,005B,soon,300,,0DbR,026M\n",
+    )
+    write(
+        landing / "b1",
+        "Period.csv",
+        "Id,Type,StartDate,EndDate\n026M,Month,2026-01-01,2026-01-31\n"
+        "026Q,Quarter,2026-01-01,2026-03-31\n",
+    )
+    convert(landing, tmp_path / "out")
+    got = [
+        (r["id"], r["month"], r["amount"], r["startdate"])
+        for r in rows(tmp_path / "out", "b1", "quotas")
+    ]
+    assert got == [
+        ("0J91", "2026-01-01", "100", "2026-01-26"),
+        ("0J92", "2026-02-01", "200", "02/01/2026"),
+        ("0J95", "2026-03-01", "300", "2026-03-01"),
+        ("0J96", "soon", "300", "soon"),
+    ]
+    assert notes(tmp_path / "out", "b1")[-5:] == [
+        "ForecastingQuota.csv: no CurrencyIsoCode, quotas taken as reporting currency",
+        "ForecastingQuota.csv: 1 quantity quota(s) (IsQuantity: units, not money) set aside",
+        "ForecastingQuota.csv: 1 quota(s) of a period other than a month (Period.Type) set aside",
+        "ForecastingQuota.csv: 1 quota(s) with a StartDate after the 1st (a custom fiscal "
+        "period?) taken as the quota of the month the period starts in",
+        "ForecastingQuota.csv: quotas of 2 forecast types (ForecastingTypeId): an owner with "
+        "different amounts for one month under two types has both quarantined "
+        "(quotas.key_not_conflicting); export one forecast type's quotas",
+    ]
+
+
+def test_quota_file_without_owner_is_left_for_the_loader_to_name(tmp_path):
+    write(
+        tmp_path / "landing" / "b1",
+        "ForecastingQuota.csv",
+        "Id,StartDate,QuotaAmount,CurrencyIsoCode\n0J91,2026-01-01,100,USD\n",
+    )
+    convert(tmp_path / "landing", tmp_path / "out")
+    (quota,) = rows(tmp_path / "out", "b1", "quotas")
+    assert "owner_id" not in quota  # the loader rejects the file naming owner_id
+    assert (
+        "ForecastingQuota.csv has no QuotaOwnerId (for owner_id) column, which the quotas "
+        "contract requires: the file cannot be loaded; export it with that field"
+    ) in notes(tmp_path / "out", "b1")
 
 
 def test_default_stage_labels_cover_the_standard_picklist():
@@ -259,6 +353,10 @@ def test_missing_optional_fields_are_noted(tmp_path):
     ) in got
     assert any(n.startswith("no OpportunityHistory file") for n in got)
     assert any(n.startswith("no Task file") for n in got)
+    assert (
+        "no ForecastingQuota file: no quotas in this batch (quota attainment needs quotas "
+        "from some batch)"
+    ) in got
     (opp,) = rows(tmp_path / "out", "b1", "opportunities")
     assert "currency" not in opp
     assert (opp["probability"], opp["owner_id"], opp["is_deleted"]) == ("", "", "false")
