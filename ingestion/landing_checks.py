@@ -82,16 +82,21 @@ def volume(
     max_ratio: float,
     severity: str = "warn",
 ) -> list[LandingOutcome]:
-    """Each file published in this run against the median of earlier published batches."""
+    """Each file published in this run against the median of earlier published batches.
+
+    A batch that does not carry an entity (no file, or the empty file an adapter writes for
+    an object its export lacks) is not a volume change: empty files are left out on both
+    sides, so a daily export of deals alone raises nothing about accounts.
+    """
     rows = con.execute(
         f"""WITH this_run AS (
                 SELECT entity, batch_id, input_rows FROM {QUALITY_SCHEMA}.ingestion_log
-                WHERE run_id = ? AND status = 'published'),
+                WHERE run_id = ? AND status = 'published' AND input_rows > 0),
             earlier AS (
                 SELECT l.entity, t.batch_id, l.input_rows
                 FROM {QUALITY_SCHEMA}.ingestion_log l JOIN this_run t
                   ON l.entity = t.entity AND l.batch_id < t.batch_id
-                WHERE l.status = 'published')
+                WHERE l.status = 'published' AND l.input_rows > 0)
             SELECT t.entity, t.batch_id, t.input_rows,
                    (SELECT median(e.input_rows) FROM earlier e
                      WHERE e.entity = t.entity AND e.batch_id = t.batch_id),

@@ -68,3 +68,17 @@ def test_volume_needs_three_earlier_batches(con):
     log(con, "earlier", "2026-11-21T0600", 100)
     log(con, "now", "2026-11-22T0600", 1)
     assert volume(con, "now", 0.1, 10.0) == []
+
+
+def test_volume_ignores_an_entity_a_batch_does_not_carry(con):
+    # Four full batches of 100 opportunities, then daily batches that carry none (an
+    # adapter writes an empty file): nothing to compare, no warning. The empty batches
+    # do not drag the median down either: 100 rows after them is 1.00x the median 100.
+    for i, rows in enumerate([100, 100, 100, 0, 0]):
+        log(con, "before", f"2026-11-0{i + 1}T0600", rows)
+    log(con, "now", "2026-11-06T0600", 0)
+    assert volume(con, "now", 0.1, 10.0) == []
+    log(con, "now", "2026-11-07T0600", 100)
+    (outcome,) = volume(con, "now", 0.1, 10.0)
+    assert outcome.success
+    assert outcome.observed == "100 rows in batch 2026-11-07T0600, 1.00× the median 100"

@@ -170,8 +170,10 @@ def _result(
                 + (
                     "\nThe marts were not rebuilt; the published marts are unchanged."
                     if blocking
-                    else "\nThe marts were built without any quarantined rows; rows failing WARN "
-                    "rules are published and flagged."
+                    # Sent before dbt runs: whether the marts get built depends on the
+                    # other checks of the run, so this alert must not claim they were.
+                    else "\nThis finding does not block the marts: quarantined rows stay out "
+                    "of raw.*, rows failing WARN rules are published and flagged."
                 ),
                 entity=entity,
                 check=check,
