@@ -1,4 +1,4 @@
-"""Synthetic CRM exports in the canonical landing format (DATA_MODEL.md).
+"""Synthetic CRM exports in the canonical landing format (docs/data-model.md).
 
 ``generate()`` simulates a sales organisation over the ~24 months before ``end`` — reps in
 regional teams, accounts and their contacts, inbound and outbound leads, opportunities
@@ -20,9 +20,10 @@ Stages are the canonical names of DEFAULT_STAGES, used as labels. Deals start in
 prospecting or qualification, may skip a stage, fall back to a lower open stage, be lost
 and (once) revived; won deals move on to onboarding and then, for most, follow_up. The
 optional renewal stage is not generated. As in a real CRM, the configured stage
-probabilities are off: deals that reach an early stage win more often than configured,
-those that reach proposal or negotiation less often, and win rates drift down slowly
-over the history (see _OPEN_TRANSITIONS and _RESCUE_DRIFT).
+probabilities are optimistic where it matters: deals that reach proposal or negotiation,
+which carry most of the weighted pipeline, win far less often than configured, so a
+forecast with the configured probabilities over-predicts, while win rates learned from
+recent closed deals track reality (they do not drift; see _OPEN_TRANSITIONS).
 
 Determinism: the files are a pure function of (opportunities, batches, seed, end, fmt).
 The same arguments produce byte-identical files (given the same numpy and pyarrow
@@ -195,7 +196,7 @@ _TITLES = (
 # fmt: on
 _TITLE_WEIGHT = np.array([2, 2, 2, 1, 3, 3, 2, 4, 4, 8, 6, 4, 7, 7, 6, 4, 3, 4, 8, 7], dtype=float)
 
-# Lead channels as in DATA_MODEL.md. Converted leads lean to referral/partner, those that
+# Lead channels as in docs/data-model.md. Converted leads lean to referral/partner, those that
 # never convert to social/paid: per-channel conversion rates differ, as in real funnels.
 _CHANNELS = CHANNELS
 _CHANNEL_W_CONVERTED = np.array([10, 6, 12, 14, 10, 22, 14, 9, 3], dtype=float)
@@ -259,27 +260,32 @@ WON, LOST, ONBOARDING, FOLLOW_UP = (
 
 # Where a deal goes when it leaves an open stage, and how often. Besides the step forward:
 # skipping a stage, falling back to a lower open stage, and losing the deal. Conversion
-# differs per stage (proposal and negotiation lose the most).
+# differs per stage (prospecting, where weak prospects drop out, and the late stages lose
+# the most).
 #
 # The numbers (with the rescues below) are chosen so that real win rates disagree with the
 # configured stage probabilities the way a real CRM's defaults do: that is what a forecast
 # with learned probabilities has to discover. Among closed deals, the share won of those
-# that reached a stage (KPIS.md's empirical win probability) comes out near prospecting
-# 0.25, qualification 0.27, meeting 0.33, proposal 0.40, negotiation 0.62, against the
+# that reached a stage (docs/kpis.md's empirical win probability) comes out near prospecting
+# 0.14, qualification 0.17, meeting 0.22, proposal 0.30, negotiation 0.48, against the
 # configured 0.05 / 0.10 / 0.20 / 0.50 / 0.80:
-# - early stages win far more often than configured: most deals are created from leads
-#   that were already qualified, so the weak prospects never enter the pipeline, while
-#   5-10% is a top-of-funnel guess;
-# - proposal and negotiation win less often than configured: reps move deals on with
-#   optimism, and a sent proposal or a deal in negotiation is still often lost to price, a
-#   competitor or no decision (hence the large losses there).
-# These are averages over the history; see _RESCUE_DRIFT for how they change over time.
+# - proposal and negotiation win far less often than configured: the configured numbers
+#   are the reps' gut feeling, and a sent proposal or a deal in negotiation is still often
+#   lost to price, a competitor or no decision (hence the large losses there). These two
+#   stages hold about 80% of the configured weighted pipeline at a month end, so a forecast
+#   with the configured probabilities over-predicts what the open deals bring, by some
+#   30-50%;
+# - the top of the funnel wins somewhat more often than its 5-10% guess (most deals are
+#   created from leads that were already qualified), and meeting is about right; their
+#   small weights do not offset the late stages.
+# The rates hold over the whole history (no drift), so probabilities learned from the
+# deals closed in the last year are those of the open deals too.
 _OPEN_TRANSITIONS: dict[str, dict[str, float]] = {
-    "prospecting": {"qualification": 0.72, "meeting": 0.08, "closed_lost": 0.20},
-    "qualification": {"meeting": 0.72, "proposal": 0.06, "prospecting": 0.03, "closed_lost": 0.19},
-    "meeting": {"proposal": 0.71, "negotiation": 0.04, "qualification": 0.05, "closed_lost": 0.20},
-    "proposal": {"negotiation": 0.55, "meeting": 0.05, "qualification": 0.02, "closed_lost": 0.38},
-    "negotiation": {"closed_won": 0.54, "proposal": 0.06, "closed_lost": 0.40},
+    "prospecting": {"qualification": 0.52, "meeting": 0.05, "closed_lost": 0.43},
+    "qualification": {"meeting": 0.68, "proposal": 0.06, "prospecting": 0.03, "closed_lost": 0.23},
+    "meeting": {"proposal": 0.64, "negotiation": 0.04, "qualification": 0.05, "closed_lost": 0.27},
+    "proposal": {"negotiation": 0.54, "meeting": 0.05, "qualification": 0.02, "closed_lost": 0.39},
+    "negotiation": {"closed_won": 0.42, "proposal": 0.08, "closed_lost": 0.50},
 }
 _NEXT_UP = np.zeros(_N_CODES, dtype=np.int8)  # the plain step forward from an open stage
 for _src, _dst in (
@@ -322,14 +328,6 @@ _LOSS_STALL = 1.3  # deals that end up lost linger longer first
 _REVIVE_P, _REVIVE_MEDIAN_DAYS = 0.10, 75.0  # lost deals picked up again, once
 _REVIVE_TO = np.array([PROSPECTING, QUALIFICATION, MEETING], dtype=np.int8)
 _REVIVE_TO_CDF = np.cumsum([0.2, 0.6, 0.2])
-# Win propensity drifts: at the start of the history this much more of the would-be losses
-# are rescued than at its end, linearly in between and flat after it. The market gets more
-# crowded over the two years, so every stage wins about 4 points less a year (reached-
-# prospecting ~0.28 → ~0.24 and reached-negotiation ~0.64 → ~0.60 from the middle of the
-# first year to that of the second). Real win rates move like this, which is why stage
-# probabilities are learned over a recent window rather than once for all; slow enough
-# that a one-year window still tracks it, fast enough that the window's length matters.
-_RESCUE_DRIFT = 0.16
 _ONBOARDING_P, _ONBOARDING_MEDIAN_DAYS = 0.90, 5.0
 _FOLLOW_UP_P, _FOLLOW_UP_MEDIAN_DAYS = 0.65, 40.0
 _MIN_WAIT_DAYS = 2 / 24  # keeps consecutive changes of one deal at distinct seconds
@@ -1061,10 +1059,9 @@ class _World:
         ).astype(np.int8)
         junk = rng.random(n) < 0.004  # duplicates/test records, deleted within days
         self.opp_junk = junk
-        # Chance a would-be loss is rescued: better reps and warm channels win more. This is
-        # the deal's own part; _simulate_pipeline adds the market's drift at each decision.
+        # Chance a would-be loss is rescued: better reps and warm channels win more.
         bonus = np.where(np.isin(self.opp_channel, [3, 7]), 0.08, 0.0)  # referral, partner
-        rescue = 0.02 + 0.06 * self.rep_skill[owner] + bonus
+        rescue = np.clip(0.02 + 0.06 * self.rep_skill[owner] + bonus, 0.0, 0.4)
         ev_opp, ev_stage, ev_plan = self._simulate_pipeline(rng, created_plan, start, junk, rescue)
         ev_time = _working_time(ev_plan, owner_region[ev_opp])
         # First stage change = creation exactly (its plan time was moved with `late`).
@@ -1140,15 +1137,13 @@ class _World:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every stage change of every opportunity, to the end of its life (plan time).
 
-        ``rescue`` is each deal's own chance that a would-be loss moves forward instead;
-        the market's drift (_RESCUE_DRIFT) is added at each decision. One step moves each
-        live deal once; the loop runs until every deal has reached a terminal state (a
-        few dozen steps), each step vectorised over the live deals.
+        ``rescue`` is each deal's chance that a would-be loss moves forward instead. One
+        step moves each live deal once; the loop runs until every deal has reached a
+        terminal state (a few dozen steps), each step vectorised over the live deals.
         """
         n = len(created)
         stage = start.copy()
         t = created.astype(np.float64).copy()
-        span = self.plan_end - self.plan_start
         revived = np.zeros(n, dtype=bool)
         alive = ~junk
         out_opp = [np.arange(n, dtype=np.int32)]
@@ -1164,14 +1159,8 @@ class _World:
             wait = np.zeros(idx.size)
 
             o = np.flatnonzero(_IS_OPEN[s])
-            io = idx[o]
             dst = _choice_rows(rng, _TRANSITION_CDF, s[o])
-            # The drift is read at each step (when the deal entered the stage it leaves),
-            # not at creation: the market of the moment decides, so a long deal meets a
-            # tougher market by its close than the one it was created in.
-            elapsed = np.clip((t[io] - self.plan_start) / span, 0.0, 1.0)
-            p_save = np.clip(rescue[io] + _RESCUE_DRIFT * (1.0 - elapsed), 0.0, 0.4)
-            saved = (dst == LOST) & (rng.random(o.size) < p_save)
+            saved = (dst == LOST) & (rng.random(o.size) < rescue[idx[o]])
             dst[saved] = _NEXT_UP[s[o][saved]]
             median = _STAGE_MEDIAN_DAYS[s[o]] * np.where(dst == LOST, _LOSS_STALL, 1.0)
             wait[o] = _lognormal_days(rng, median, _STAGE_SIGMA, o.size)

@@ -65,7 +65,7 @@ def _connect(landing: Path, fmt: str = "csv") -> duckdb.DuckDBPyConnection:
             )
         else:
             con.execute(f"CREATE VIEW {name} AS SELECT DISTINCT * EXCLUDE (batch) FROM all_{name}")
-    # Each opportunity's closed_at as KPIS.md defines it: first entry into won or lost.
+    # Each opportunity's closed_at as docs/kpis.md defines it: first entry into won or lost.
     con.execute(
         """CREATE VIEW closed_at AS SELECT opportunity_id, min(changed_at) AS closed_at
            FROM stage_changes WHERE stage IN ('closed_won', 'closed_lost') GROUP BY 1"""
@@ -613,7 +613,10 @@ def test_opportunity_fields_are_consistent_with_the_stage(con: duckdb.DuckDBPyCo
 
 def test_win_rate_and_amounts_are_realistic(con: duckdb.DuckDBPyConnection):
     win_rate = _one(con, "SELECT avg(is_won::INT) FROM opportunities WHERE is_closed")
-    assert 0.20 <= win_rate <= 0.35
+    # About 0.14: every opportunity has reached prospecting, so this is the reached-
+    # prospecting share won calibrated below (the band was 0.20-0.35 while the generator
+    # aimed at 0.25 there); B2B pipelines commonly win 10-20% of their closed opportunities.
+    assert 0.10 <= win_rate <= 0.20
     assert _one(con, "SELECT count(*) FROM opportunities WHERE NOT is_closed") > 100
     amounts = con.execute("SELECT amount FROM opportunities").df().amount
     assert amounts.mean() > 1.3 * amounts.median()  # log-normal skew
@@ -716,7 +719,7 @@ def test_stage_durations_and_conversion_differ_by_stage(transitions: pd.DataFram
 
 # --- Win probability per reached stage --------------------------------------------------------
 
-# KPIS.md's empirical win probability, computed from the files alone: among non-deleted
+# docs/kpis.md's empirical win probability, computed from the files alone: among non-deleted
 # opportunities whose status is won or lost, those that reached the stage (the highest open
 # stage_order they ever entered is at least its order; a won deal has reached every open
 # stage), the share won. closed_at is the entry into the final outcome (a revived deal
@@ -747,20 +750,24 @@ def _reached_win_rates(con: duckdb.DuckDBPyConnection, where: str = "true") -> p
 
 CONFIGURED = {s.stage: s.probability for s in DEFAULT_STAGES}
 
-# Per open stage: the band the share won must fall in, and how far at least it must be from
-# the configured probability. The generator aims at about 0.25 / 0.27 / 0.33 / 0.40 / 0.62
-# (configured: 0.05 / 0.10 / 0.20 / 0.50 / 0.80). The bands are that aim ± about 0.06: at
-# 5,000 opportunities each share rests on 1,800-4,500 closed deals (standard error about
-# 0.01), seeds move it by about as much again, and the drift over the history shifts the
-# mix a little. Proposal sits closest to its configured 0.50, as the middle of the funnel
-# does in real CRMs, so its margin is smaller; every other stage is off by 0.10 or more.
+# Per open stage: the band the share won must fall in. The generator aims at about
+# 0.14 / 0.17 / 0.22 / 0.30 / 0.48 (configured: 0.05 / 0.10 / 0.20 / 0.50 / 0.80). The bands
+# are that aim ± about 0.04, 0.06 for negotiation: at 5,000 opportunities each share rests on
+# 1,200-4,600 closed deals (standard error 0.005 for prospecting to 0.014 for negotiation),
+# and seeds move it by about as much again (twelve seeds gave 0.125-0.146 for prospecting
+# and 0.45-0.51 for negotiation).
 _WIN_RATE_BANDS = {
-    "prospecting": (0.19, 0.32, 0.10),
-    "qualification": (0.21, 0.34, 0.10),
-    "meeting": (0.26, 0.40, 0.10),
-    "proposal": (0.34, 0.46, 0.06),
-    "negotiation": (0.55, 0.70, 0.10),
+    "prospecting": (0.10, 0.18),
+    "qualification": (0.13, 0.21),
+    "meeting": (0.18, 0.26),
+    "proposal": (0.26, 0.34),
+    "negotiation": (0.42, 0.54),
 }
+# How far at least the configured probability overstates the share won of the late stages,
+# which hold most of the weighted pipeline (the aim is 0.20 for proposal, 0.32 for
+# negotiation), and understates it for the top of the funnel (the aim: 0.09 and 0.07).
+_LATE_SHORTFALL = {"proposal": 0.14, "negotiation": 0.24}
+_EARLY_EXCESS = {"prospecting": 0.05, "qualification": 0.03}
 
 
 def test_real_win_rates_per_reached_stage_differ_from_configured(
@@ -774,39 +781,81 @@ def test_real_win_rates_per_reached_stage_differ_from_configured(
     assert rates.closed_reached["prospecting"] >= 4000
     assert rates.closed_reached["negotiation"] >= 1000
     assert rates.closed_reached.is_monotonic_decreasing
-    for stage, (low, high, margin) in _WIN_RATE_BANDS.items():
-        share = rates.share_won[stage]
-        assert low <= share <= high, (stage, share)
-        assert abs(share - CONFIGURED[stage]) >= margin, (stage, share, CONFIGURED[stage])
-    # Like a real CRM's defaults: too pessimistic early, too optimistic late.
-    early, late = OPEN_STAGES[:3], OPEN_STAGES[3:]
-    assert all(rates.share_won[s] > CONFIGURED[s] for s in early)
-    assert all(rates.share_won[s] < CONFIGURED[s] for s in late)
+    share = rates.share_won
+    for stage, (low, high) in _WIN_RATE_BANDS.items():
+        assert low <= share[stage] <= high, (stage, share[stage])
+    # Like a real CRM's defaults: optimistic where it counts, the late stages ...
+    for stage, gap in _LATE_SHORTFALL.items():
+        assert CONFIGURED[stage] - share[stage] >= gap, (stage, share[stage])
+    # ... a cautious guess at the top of the funnel, about right at meeting.
+    for stage, gap in _EARLY_EXCESS.items():
+        assert share[stage] - CONFIGURED[stage] >= gap, (stage, share[stage])
+    assert abs(share["meeting"] - CONFIGURED["meeting"]) <= 0.06, share["meeting"]
     # Still a funnel: the further a deal got, the likelier it was won.
-    assert rates.share_won.is_monotonic_increasing
+    assert share.is_monotonic_increasing
 
 
-def test_win_rates_drift_down_over_the_history(tmp_path: Path):
-    # 40,000 opportunities: at 5,000 the year-on-year drift (about 0.04) would be only two
-    # standard errors. Parquet and one batch keep it to about a second.
+def test_a_year_of_closes_forecasts_the_open_deals_and_configured_over_predicts(
+    tmp_path: Path,
+):
+    # The generator has no drift (an earlier version let win rates fall about 4 points a
+    # year, and its test checked that fall; it was removed because a one-year window then
+    # lags reality and the learned forecast over-predicts too). What the forecast
+    # backtest relies on is checked instead: the rates hold over the history, so rates
+    # learned from the closes of the past year forecast the deals open at a month end,
+    # while the configured probabilities over-predict them. 40,000 opportunities, so that
+    # sampling noise is a few points at most; parquet and one batch keep it to seconds.
     out = generate(tmp_path / "l", opportunities=40_000, batches=1, seed=7, end=END, fmt="parquet")
     con = _connect(out.out_dir, "parquet")
 
-    def window(start_days: int, stop_days: int) -> pd.Series:
-        where = (
-            f"c.closed_at >= DATE '{END}' - {start_days} "
-            f"AND c.closed_at < DATE '{END}' - {stop_days}"
-        )
+    def rates(start: str, stop: str) -> pd.Series:
+        where = f"c.closed_at >= {start} AND c.closed_at < {stop}"
         return _reached_win_rates(con, where).share_won
 
     # Two half-years a year apart, both away from the edges of the history: the pipeline
     # starts empty, so its first months close mostly quick losses, and the last two months
-    # are short of the wins of recent deals, which are still open.
-    earlier, later = window(600, 420), window(240, 60)
-    drop = earlier - later
-    assert (drop > 0).all(), drop.to_dict()
-    # Moderate: a few points a year, not a different business (about 0.04 expected).
-    assert 0.015 <= drop["prospecting"] <= 0.08, drop.to_dict()
+    # are short of the wins of recent deals, which are still open. Each stage's share
+    # rests on 2,300-11,000 closed deals (standard error of the difference 0.005 for
+    # prospecting, 0.014 for negotiation).
+    earlier = rates(f"DATE '{END}' - 600", f"DATE '{END}' - 420")
+    later = rates(f"DATE '{END}' - 240", f"DATE '{END}' - 60")
+    change = (later - earlier).abs()
+    assert change["prospecting"] <= 0.015, change.to_dict()
+    assert (change <= 0.045).all(), change.to_dict()
+
+    # A simplified backtest at the month ends 18 to 9 months before END (settled: their
+    # deals have long closed): the deals open at t (created before t, first closed at or
+    # after t) under the stage of their last change before t, against the amount of those
+    # that were won. Leaving out the deals lost before t and revived later, it differs a
+    # little from the mart's definition, and not between the two methods.
+    totals = {"configured": 0.0, "learned": 0.0, "actual": 0.0}
+    for months_back in range(18, 8, -1):
+        t = (pd.Timestamp(END).to_period("M") - months_back).to_timestamp()
+        at = f"TIMESTAMP '{t}'"
+        learned = rates(f"{at} - INTERVAL 365 DAY", at)
+        open_at_t = con.execute(
+            f"""WITH held AS (
+                    SELECT opportunity_id, arg_max(stage, changed_at) AS stage
+                    FROM stage_changes WHERE changed_at < {at} GROUP BY 1)
+                SELECT h.stage, o.amount, o.is_won
+                FROM opportunities o JOIN held h USING (opportunity_id)
+                LEFT JOIN closed_at c USING (opportunity_id)
+                WHERE NOT o.is_deleted AND o.created_at < {at}
+                  AND (c.closed_at IS NULL OR c.closed_at >= {at})"""
+        ).df()
+        assert set(open_at_t.stage) <= set(OPEN_STAGES)
+        configured = (open_at_t.amount * open_at_t.stage.map(CONFIGURED)).sum()
+        actual = open_at_t.amount[open_at_t.is_won].sum()
+        # Every month end on its own: the configured forecast over-predicts clearly.
+        assert configured > 1.2 * actual, (t, configured / actual)
+        totals["configured"] += configured
+        totals["learned"] += (open_at_t.amount * open_at_t.stage.map(learned)).sum()
+        totals["actual"] += actual
+    over = {k: totals[k] / totals["actual"] - 1 for k in ("configured", "learned")}
+    # About +45% with the configured probabilities, +5% with the learned ones.
+    assert over["configured"] >= 0.30, over
+    assert abs(over["learned"]) <= 0.12, over
+    assert abs(over["learned"]) <= over["configured"] / 3, over
 
 
 # --- Activities ------------------------------------------------------------------------------
