@@ -42,10 +42,55 @@ from ingestion.schema import ENTITIES, LANDING_FORMATS, Entity
 
 
 def batch_folders(landing: Path) -> list[Path]:
-    """The batch folders of a landing directory, in name (processing) order."""
+    """The batch folders of a landing directory, in name (processing) order.
+
+    A batch folder that is a symbolic link leading outside the landing directory is
+    refused (LandingError): whatever it points at is not the user's export."""
     if not landing.is_dir():
         return []
-    return sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    folders = sorted(
+        p for p in landing.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )
+    for folder in folders:
+        if folder.is_symlink():  # a plain folder of the landing cannot lead outside it
+            refuse_outside_link(landing, folder)
+    return folders
+
+
+def refuse_outside_link(landing: Path, path: Path) -> None:
+    """Refuse ``path`` (a batch folder or a file of the landing directory ``landing``)
+    when its real location is outside ``landing``: a symbolic link to ``/etc/passwd``
+    named ``opportunities.csv`` would otherwise be read, and its first line quoted in
+    an error message that also goes to every alert sink.
+
+    The message names where the link sits, never its target (a path that may itself say
+    too much) nor anything of its content: the check reads no byte of it. A link that
+    stays inside the landing directory is fine.
+    """
+    try:
+        inside = path.resolve().is_relative_to(landing.resolve())
+    except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13)
+        raise LandingError(
+            f"{path}: a symbolic link that cannot be followed (it loops back on itself); "
+            f"nothing of it was read. Replace it with the export itself, or remove it."
+        ) from None
+    if not inside:
+        what = "batch folder" if path.parent == landing and path.is_dir() else "file"
+        raise LandingError(
+            f"{path}: this {what} is a symbolic link that points outside the landing "
+            f"directory {landing}; it is refused, and nothing it points at was read. Copy "
+            f"the export into the landing directory instead of linking to it (a link to a "
+            f"place inside {landing} is fine), or remove the link."
+        )
+
+
+def check_batch_links(landing: Path, folder: Path) -> None:
+    """Refuse a batch folder holding a file that is a symbolic link leading outside the
+    landing directory, before anything of the batch is read (even its fingerprint)."""
+    refuse_outside_link(landing, folder)
+    for path in folder.iterdir():
+        if path.is_symlink():  # a plain file in a checked folder cannot lead outside
+            refuse_outside_link(landing, path)
 
 
 def has_batches(landing: Path) -> bool:
@@ -115,6 +160,10 @@ def discover(landing: Path) -> list[LandingFile]:
     for item in sorted(landing.iterdir()):
         if item.name.startswith((".", "_")):
             continue
+        if item.is_symlink():
+            # Before anything else: even "is a directory" must not be asked of a target
+            # outside, and a file's message must not depend on what it points at.
+            refuse_outside_link(landing, item)
         if not item.is_dir():
             raise LandingError(
                 f"{item} is a file at the top of the landing directory; files belong in a "
@@ -123,7 +172,11 @@ def discover(landing: Path) -> list[LandingFile]:
             )
         seen: dict[str, Path] = {}
         for path in sorted(item.iterdir()):
-            if path.name.startswith((".", "_")) or path.is_dir():
+            if path.name.startswith((".", "_")):
+                continue
+            if path.is_symlink():
+                refuse_outside_link(landing, path)
+            if path.is_dir():
                 continue
             stem, _, ext = path.name.partition(".")
             if ext not in LANDING_FORMATS or stem not in ENTITIES:
@@ -239,14 +292,6 @@ def _field_name(header: list[str], index: int) -> str:
     if index <= len(header):
         return f"{index} ({header[index - 1].strip() or 'unnamed'})"
     return f"{index} (past the {len(header)} header columns)"
-
-
-def _excerpt(text: str, limit: int = 40) -> str:
-    """A short, printable piece of a line for a message: bad bytes shown as \\xNN."""
-    text = text.rstrip("\r\n")
-    shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    shown = shown.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
-    return '"' + (shown if len(shown) <= limit else shown[: limit - 1] + "…") + '"'
 
 
 def _expected_columns(entity: Entity) -> str:
@@ -478,8 +523,8 @@ def _csv_header(f: LandingFile) -> list[str]:
             )
         if first.lower().startswith("sep="):
             raise LandingError(
-                f"{_where(f, 1)}: the line is Excel's separator hint ({first.strip()}), not "
-                f"the header. Remove that line so that the header row is line 1."
+                f"{_where(f, 1)}: the line is Excel's separator hint (a line starting with "
+                f"sep=), not the header. Remove that line so that the header row is line 1."
             )
         rec = _parse_record(chain([first], fh), 1, max_lines=_MAX_RECORD_LINES)
     if rec.problem:
@@ -488,10 +533,13 @@ def _csv_header(f: LandingFile) -> list[str]:
     _check_delimiter(f, names)
     normalized = [n.strip().lower() for n in names]
     if not set(normalized) & set(entity.column_names) and any(map(_DATA_LIKE.fullmatch, names)):
-        shown = ", ".join(_excerpt(n, 20) for n in names[:4]) + (", …" if len(names) > 4 else "")
+        # Line 1 is data here: which fields look like it, never what they hold.
+        data = [str(i) for i, n in enumerate(names, 1) if _DATA_LIKE.fullmatch(n)]
+        shown = ", ".join(data[:6]) + (", …" if len(data) > 6 else "")
         raise LandingError(
             f"{_where(f, 1)}: the header row seems to be missing: line 1 holds values "
-            f"({shown}), not column names, and the required column(s) "
+            f"(field(s) {shown} look like numbers, dates, e-mail addresses or are empty), "
+            f"not column names, and the required column(s) "
             f"{', '.join(entity.required_columns)} are absent. Add a first line naming the "
             f"columns, in any order; {entity.name} has {_expected_columns(entity)}."
         )
@@ -507,8 +555,9 @@ def _check_delimiter(f: LandingFile, names: list[str]) -> None:
     delimiter = max(counts, key=lambda d: counts[d])
     if counts[delimiter]:
         raise LandingError(
-            f"{_where(f, 1)}: the header is a single column {_excerpt(names[0], 60)}: the "
-            f"file looks {_DELIMITERS[delimiter]}-separated. Landing CSV files must be "
+            f"{_where(f, 1)}: the header is a single column holding {counts[delimiter]} "
+            f"{_DELIMITERS[delimiter]}(s): the file looks {_DELIMITERS[delimiter]}-separated. "
+            f"Landing CSV files must be "
             f"comma-separated: export it again with ',' as the separator (Excel: CSV UTF-8 "
             f"(Comma delimited); a spreadsheet in a locale with decimal commas uses ';')."
         )
@@ -578,8 +627,20 @@ def read_header(con: duckdb.DuckDBPyConnection, f: LandingFile) -> list[str]:
     return names
 
 
+# A value quoted in an error message ("Could not convert string 'x' to INT64").
+_QUOTED_TEXT = re.compile(r"'(?:[^']|'')*'")
+
+
 def first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """What an error says went wrong, for a user's message: its first line, without any
+    value it quotes. A message (and the alert it becomes) carries a file's column names
+    at most, never its content, and DuckDB may echo a row ("Original Line: ...", on a
+    later line) or a value (in single quotes)."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0].split("Original Line:")[0].rstrip()
+    return _QUOTED_TEXT.sub("'…'", line)
 
 
 def read_error(f: LandingFile, exc: duckdb.Error) -> LandingError:
@@ -605,7 +666,7 @@ def read_error(f: LandingFile, exc: duckdb.Error) -> LandingError:
     except (OSError, ValueError) as err:  # the diagnosis is best effort; the message is not
         return LandingError(
             f"{_where(f)}: {first_line(exc)} (and the file could not be re-read to say "
-            f"where: {err}). {_FORMAT_ADVICE.get(ext, '')}"
+            f"where: {first_line(err)}). {_FORMAT_ADVICE.get(ext, '')}"
         )
 
 
@@ -678,7 +739,12 @@ def _not_utf8(
     col: int,
     record: tuple[list[str], _Record] | None,
 ) -> LandingError:
-    """A byte that is not UTF-8: its line, byte column and field, and how to re-export."""
+    """A byte that is not UTF-8: its line, byte column and field, and how to re-export.
+
+    The value around the byte is not shown: an error message (and the alert it becomes)
+    carries a file's column names at most, never its content. The byte's code stays: it
+    is what tells Windows-1252 from another encoding, and one non-ASCII byte says
+    nothing of a value."""
     raw = line.encode("utf-8", "surrogateescape")
     byte_col = len(line[:col].encode("utf-8", "surrogateescape")) + 1
     value = raw[byte_col - 1]
@@ -687,15 +753,10 @@ def _not_utf8(
         header, rec = record
         index = rec.field_at(line_number, col)
         field_name = _field_name(header, index) if header else str(index)
-    # The value around the byte (between commas), as Windows-1252 would read it.
-    start, end = line.rfind(",", 0, col) + 1, line.find(",", col)
-    value_bytes = line[start : end if end >= 0 else len(line)].encode("utf-8", "surrogateescape")
-    guess = value_bytes.decode("cp1252", "replace").strip('"\r\n')
-    decoded = f" (the value reads {_excerpt(guess, 30)} in Windows-1252/Latin-1)"
     return LandingError(
         f"{_where(f, line_number, field=field_name, byte=byte_col)}: byte 0x{value:02X} is "
-        f"not valid UTF-8{decoded}. The file is not UTF-8 encoded: export it again as "
-        f"UTF-8 (Excel: CSV UTF-8), or convert it, e.g. iconv -f WINDOWS-1252 -t UTF-8."
+        f"not valid UTF-8. The file is not UTF-8 encoded: export it again as UTF-8 (Excel: "
+        f"CSV UTF-8), or convert it, e.g. iconv -f WINDOWS-1252 -t UTF-8."
     )
 
 
@@ -716,21 +777,19 @@ def _quote_problem(f: LandingFile, rec: _Record, header: list[str]) -> LandingEr
     where = _where(f, q_line, field=_field_name(header, index) if header else index)
     double = 'If the quote is part of the value, double it ("5"" screen") or leave the value '
     double += "unquoted."
+    # The value itself is never quoted (messages carry column names at most): the line,
+    # the field and the column say where to look.
     if rec.problem == "after_quote":
-        char = rec.line(at_line)[at_col]
         if at_line == q_line:
-            quoted = rec.line(at_line)[q_col:at_col]
-            if len(quoted) > 30:
-                quoted = f"{quoted[:20]}…{quoted[-8:]}"
             return LandingError(
-                f'{where}: the quoted value {quoted} is followed by "{char}" (column '
-                f"{at_col + 1}) instead of a comma or the end of the line. A quoted value "
-                f'ends at its closing quote, and a quote inside it must be doubled: "say '
-                f'""hi"" here". Fix the quotes in this value.'
+                f"{where}: the quoted value that opens at column {q_col + 1} is followed by "
+                f"another character (column {at_col + 1}) instead of a comma or the end of "
+                f"the line. A quoted value ends at its closing quote, and a quote inside it "
+                f'must be doubled: "say ""hi"" here". Fix the quotes in this value.'
             )
         return LandingError(
             f"{where}: the quoted value that opens here is not closed on line {q_line}; a "
-            f'quote on line {at_line} closes it and is followed by "{char}", so lines '
+            f"quote on line {at_line} closes it and is followed by more text, so lines "
             f"{q_line}-{at_line} run together. Add the missing closing quote on line "
             f"{q_line}. {double}"
         )
@@ -772,10 +831,10 @@ def _ragged(f: LandingFile, rec: _Record, header: list[str], found: int) -> Land
         fl = rec.fields[stray - 1]
         return LandingError(
             f"{_where(f, fl.stray_quote[0], field=_field_name(header, stray))}: {what}. "
-            f"The field has a quote inside an unquoted value ({_excerpt(fl.text, 30)}): a "
-            f"quote only opens a quoted value at the start of a field, so the commas after "
-            f"it split the value. Enclose the whole value in double quotes and double the "
-            f'quotes inside it, e.g. "Acme ""Big, Deal""".'
+            f"The field has a quote inside an unquoted value (column "
+            f"{fl.stray_quote[1] + 1}): a quote only opens a quoted value at the start of "
+            f"a field, so the commas after it split the value. Enclose the whole value in "
+            f'double quotes and double the quotes inside it, e.g. "Acme ""Big, Deal""".'
         )
     for delimiter, name in _DELIMITERS.items():
         if found < expected and raw.count(delimiter) + 1 >= expected:
@@ -785,9 +844,10 @@ def _ragged(f: LandingFile, rec: _Record, header: list[str], found: int) -> Land
                 f"must be comma-separated like the header; export the file again with ','."
             )
     if found > expected:
-        extra = ", ".join(_excerpt(fl.text, 20) for fl in rec.fields[expected:][:3])
+        extra = found - expected
         return LandingError(
-            f"{_where(f, rec.first_line)}: {what}; the extra value(s): {extra}. A value "
+            f"{_where(f, rec.first_line)}: {what}: {extra} value{'s' * (extra != 1)} "
+            f"more than the header names, after field {_field_name(header, expected)}. A value "
             f'that holds a comma must be enclosed in double quotes ("Acme, Inc."); '
             f"otherwise remove the extra comma(s) so that the line has {expected} fields."
         )
@@ -837,16 +897,15 @@ def _first_bad_json_line(f: LandingFile, window: tuple[int, int | None]) -> Land
                 value = json.loads(line)
             except json.JSONDecodeError as err:
                 return LandingError(
-                    f"{_where(f, number, column=err.colno)}: malformed JSON ({err.msg}), "
-                    f"near {_excerpt(line[max(0, err.pos - 20) : err.pos + 10])}. Each line "
-                    f'must be one complete JSON object, e.g. {{"{f.entity.key[0]}": "x1"}}: '
-                    f"fix or remove the line."
+                    f"{_where(f, number, column=err.colno)}: malformed JSON ({err.msg}). "
+                    f"Each line must be one complete JSON object, e.g. "
+                    f'{{"{f.entity.key[0]}": "x1"}}: fix or remove the line.'
                 )
             if not isinstance(value, dict):
                 kind = {list: "a JSON array", str: "a JSON string", bool: "true or false"}
                 return LandingError(
-                    f"{_where(f, number)}: the line is {kind.get(type(value), 'a JSON value')} "
-                    f"({_excerpt(line, 20)}), not a JSON object. Each line "
+                    f"{_where(f, number)}: the line is "
+                    f"{kind.get(type(value), 'a JSON value')}, not a JSON object. Each line "
                     f'must be one object, {{"column": value, ...}}; a file holding one JSON '
                     f"array must be rewritten as one object per line."
                 )
@@ -864,8 +923,7 @@ def _parquet_problem(f: LandingFile, exc: duckdb.Error) -> LandingError:
     if not head.startswith(b"PAR1"):
         sample = head.decode("utf-8", "replace")
         looks = (
-            f" It holds text ({_excerpt(sample, 30)}): if it is CSV or JSON lines, give it "
-            f"the .csv or .jsonl extension."
+            " It holds text: if it is CSV or JSON lines, give it the .csv or .jsonl extension."
             if sample.isprintable() or "\n" in sample
             else ""
         )

@@ -33,7 +33,7 @@ run is one transaction: an error leaves the warehouse as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +156,7 @@ def ingest(
     run_id: str | None = None,
     ingested_at: datetime | None = None,
     until_batch: str | None = None,
+    batches: Collection[str] | None = None,
     full_export: bool = False,
     value_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> IngestionReport:
@@ -165,6 +166,8 @@ def ingest(
     ``severities`` overrides rules' default severities by rule name. With
     ``until_batch``, batches after it (in name order) are left for a later run: a run
     launched for one batch does not pick up an export still being written. With
+    ``batches``, only the batches it names are read (an adapter's converted batches whose
+    export is still in its landing); the others are not the run's input. With
     ``full_export``, every batch holds all records of the entities it has a file for, so
     a record of this source missing from such a file was deleted in the CRM: it is marked
     ``is_deleted`` (soft delete; nothing is physically removed). ``value_labels`` maps a
@@ -183,15 +186,17 @@ def ingest(
             f"WHERE status = 'published'"
         ).fetchall()
     )
-    batches: dict[str, list[tuple[LandingFile, str]]] = {}
+    to_load: dict[str, list[tuple[LandingFile, str]]] = {}
     for f in files:
         if until_batch is not None and f.batch_id > until_batch:
+            continue
+        if batches is not None and f.batch_id not in batches:
             continue
         sha = file_sha256(f.path)
         if (f.relative, sha) in published:
             report.skipped_files.append(f.relative)
         else:
-            batches.setdefault(f.batch_id, []).append((f, sha))
+            to_load.setdefault(f.batch_id, []).append((f, sha))
 
     stage_map = stage_map or StageMap()
     labels = set(stage_map.label_map())
@@ -207,8 +212,8 @@ def ingest(
     )
     _write_stage_map(con, stage_map)
     order = {name: n for n, name in enumerate(PROCESSING_ORDER)}
-    for batch_id in sorted(batches):
-        files_in_order = sorted(batches[batch_id], key=lambda fs: order[fs[0].entity.name])
+    for batch_id in sorted(to_load):
+        files_in_order = sorted(to_load[batch_id], key=lambda fs: order[fs[0].entity.name])
         # Reading runs outside the transaction: in DuckDB a failed statement aborts the
         # open transaction, and a file that cannot be read must only reject its batch.
         # Temporary tables are private to this connection, so nothing is published yet.

@@ -181,6 +181,16 @@ def create_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
             quarantined_rows BIGINT, duplicate_rows BIGINT, rejected_rows BIGINT, reasons JSON,
             ingested_at TIMESTAMP)"""
     )
+    # One row per export file of a CRM batch (and canonical entity it feeds) per run that
+    # loaded the batch, the step before ingestion_log: rows_read = rows_emitted +
+    # rows_set_aside, set_aside the reasons ({reason: rows}); skip_reason says why none of
+    # the file's rows could load (ingestion.sources.reconcile).
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {QUALITY_SCHEMA}.source_reconciliation (
+            run_id VARCHAR, source VARCHAR, batch_id VARCHAR, export_file VARCHAR,
+            entity VARCHAR, rows_read BIGINT, rows_emitted BIGINT, rows_set_aside BIGINT,
+            set_aside JSON, skip_reason VARCHAR, recorded_at TIMESTAMP)"""
+    )
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {QUALITY_SCHEMA}.quarantine (
             entity VARCHAR, batch_id VARCHAR, source_file VARCHAR, source_row BIGINT,

@@ -117,10 +117,13 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
         result, progress = _execute(args, cfg, as_of, err)
     if result.success:
-        from orchestration.lib.summary import kpi_summary, quality_summary
+        from orchestration.lib.summary import kpi_summary, quality_summary, source_summary
 
         print(f"{progress.passed_checks} checks passed.", file=err)
         for line in _warnings(result):
+            print(line, file=err)
+        # What became of the CRM export rows, before the loader's own accounting below.
+        for line in source_summary(cfg.warehouse.resolve(), result.run_id):
             print(line, file=err)
         notes = quality_summary(cfg.warehouse.resolve(), result.run_id)
         if notes:
@@ -129,6 +132,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(kpi_summary(cfg.warehouse.resolve()), file=out)
         return EXIT_OK
     code = _report_failure(result, err)
+    from orchestration.lib.summary import source_summary
+
+    # A blocked run still read the exports: what became of their rows helps find why.
+    with contextlib.suppress(PipelineError):  # the warehouse may not be readable
+        for line in source_summary(cfg.warehouse.resolve(), result.run_id):
+            print(line, file=err)
     from orchestration.lib.alerts import send_alert
     from orchestration.lib.run_failures import run_failure_alert
 

@@ -11,6 +11,12 @@ files (names, sizes, modification times) of it and of every earlier batch, and o
 adapter's settings, and is converted again only when they change. Its ids are
 namespaced by the source's name (``salesforce:0065g00000AbCdE``), so several CRMs can
 load into one warehouse.
+
+Every row of a batch's export files is accounted for (``ingestion.sources.reconcile``):
+read = converted + set aside with a reason, kept in the batch's notes file and recorded
+in ``quality.source_reconciliation`` by each run that loads the batch. An optional
+entity the files cannot fill a required column of is set aside there, not written, so
+it cannot reject the batch's deals.
 """
 
 from __future__ import annotations
@@ -28,15 +34,17 @@ import duckdb
 
 from ingestion.config import PipelineConfig, SourceSpec
 from ingestion.errors import ConfigError
-from ingestion.landing import batch_folders, settled_batches
+from ingestion.landing import batch_folders, check_batch_links, settled_batches
 from ingestion.loader import IngestionReport, ingest
 from ingestion.schema import ENTITIES
 from ingestion.sources.export import Conversion, ExportBatch, quote, sql_str
+from ingestion.sources.notes import group_notes
+from ingestion.sources.reconcile import read_batch, record, write_entities
 from ingestion.stages import StageMap
 
 ADAPTERS = ("salesforce", "hubspot", "pipedrive", "mapping")
 # Bumped when an adapter's output changes, so converted batches are converted again.
-CONVERTER_VERSION = "2"
+CONVERTER_VERSION = "3"
 _FINGERPRINT = ".fingerprint"
 NOTES_FILE = "_conversion.json"  # "_" files are not landing files to the loader
 
@@ -58,13 +66,26 @@ def default_stage_labels(spec: SourceSpec) -> dict[str, str]:
 
 
 def converted_dir(warehouse: Path, spec: SourceSpec) -> Path:
-    """Where a source's canonical batches are written: beside the warehouse."""
-    return warehouse.parent / "converted" / spec.name
+    """Where a source's canonical batches are written: beside the warehouse, in a folder
+    of its own for this warehouse, this source and this landing directory:
+    ``converted/<warehouse file>/<source>-<hash of the landing's resolved path>``.
+
+    The loader loads every batch of that folder, so a folder shared by two warehouses
+    kept side by side, or by one warehouse fed from two landings, would load one's
+    exports into the other. The folders of earlier versions (``converted/<source>/``) are
+    never read: they only wait to be deleted."""
+    landing = hashlib.sha256(str(spec.landing_dir.resolve()).encode()).hexdigest()[:12]
+    return warehouse.parent / "converted" / warehouse.name / f"{spec.name}-{landing}"
 
 
-def convert_landing(spec: SourceSpec, out_root: Path, until_batch: str | None = None) -> list[str]:
+def convert_landing(
+    spec: SourceSpec,
+    out_root: Path,
+    until_batch: str | None = None,
+    converted: list[str] | None = None,
+) -> list[str]:
     """Convert every batch not converted yet (up to ``until_batch``, by name); returns the
-    notes of the new conversions."""
+    notes of the new conversions, and appends the batches converted to ``converted``."""
     module = adapter(spec.kind)
     out_root.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -72,6 +93,8 @@ def convert_landing(spec: SourceSpec, out_root: Path, until_batch: str | None = 
     for folder in batch_folders(spec.landing_dir):
         if until_batch is not None and folder.name > until_batch:
             break
+        # A link to outside the landing is refused before even its size is looked at.
+        check_batch_links(spec.landing_dir, folder)
         target = out_root / folder.name
         # Chained: an adapter may read earlier batches (Pipedrive's stage names, a deal's
         # first stage change), so a change there converts the later batches again too.
@@ -85,13 +108,24 @@ def convert_landing(spec: SourceSpec, out_root: Path, until_batch: str | None = 
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
-            conversion: Conversion = module.convert(ExportBatch(con, folder, spec.date_order), spec)
-            for entity, sql in conversion.entities.items():
-                _write(con, sql, entity, spec.name, tmp / f"{entity}.csv")
+            batch = ExportBatch(con, folder, spec.date_order)
+            conversion: Conversion = module.convert(batch, spec)
+            # An optional entity its files cannot fill is left out (noted), and every row
+            # of the batch's export files is accounted for (ingestion.sources.reconcile).
+            tallies = write_entities(
+                con, batch, conversion, tmp, lambda c, q, e, p: _write(c, q, e, spec.name, p)
+            )
         finally:
             con.close()
         (tmp / NOTES_FILE).write_text(
-            json.dumps({"source": spec.name, "batch": folder.name, "notes": conversion.notes}),
+            json.dumps(
+                {
+                    "source": spec.name,
+                    "batch": folder.name,
+                    "notes": conversion.notes,
+                    "reconciliation": [t.as_dict() for t in tallies],
+                }
+            ),
             encoding="utf-8",
         )
         (tmp / _FINGERPRINT).write_text(fingerprint, encoding="utf-8")
@@ -99,6 +133,8 @@ def convert_landing(spec: SourceSpec, out_root: Path, until_batch: str | None = 
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         notes += [f"{spec.name} {folder.name}: {n}" for n in conversion.notes]
+        if converted is not None:
+            converted.append(folder.name)
     return notes
 
 
@@ -107,7 +143,8 @@ def _is_id(entity: str, column: str) -> bool:
     return column in names and (column.endswith("_id") or column == "changed_by")
 
 
-def _write(con: duckdb.DuckDBPyConnection, sql: str, entity: str, ns: str, path: Path) -> None:
+def _write(con: duckdb.DuckDBPyConnection, sql: str, entity: str, ns: str, path: Path) -> int:
+    """Write the entity's canonical file, ids namespaced; returns the rows written."""
     columns = [r[0] for r in con.execute(f"DESCRIBE ({sql})").fetchall()]
     items = [
         f"CASE WHEN {quote(c)} IS NULL THEN NULL ELSE {sql_str(ns + ':')} || {quote(c)} END "
@@ -116,10 +153,11 @@ def _write(con: duckdb.DuckDBPyConnection, sql: str, entity: str, ns: str, path:
         else quote(c)
         for c in columns
     ]
-    con.execute(
+    (count,) = con.execute(
         f"COPY (SELECT {', '.join(items)} FROM ({sql})) TO {sql_str(str(path))} "
         f"(HEADER, DELIMITER ',')"
-    )
+    ).fetchone()
+    return int(count)
 
 
 def _fingerprint(folder: Path, spec: SourceSpec, previous: str) -> str:
@@ -180,11 +218,16 @@ def ingest_sources(
                 limit = before[-1] if before else ""
                 until = limit if until is None else min(until, limit)
         landing = spec.landing_dir
+        exported: set[str] | None = None  # the converted batches to load; None: all
         if spec.is_adapter:
             landing = converted_dir(cfg.warehouse, spec)
+            # Only those whose export is still in the landing: a converted batch outlives
+            # its export (removed, or renamed), and must not be loaded without it.
+            exported = {folder.name for folder in batch_folders(spec.landing_dir)}
             # What an export lacked changes what the marts can say: the user must see it.
-            for note in convert_landing(spec, landing, until_batch=until):
-                warn(note)
+            converted: list[str] = []
+            for line in group_notes(convert_landing(spec, landing, until, converted)):
+                warn(line)
         report = ingest(
             con,
             landing,
@@ -195,10 +238,22 @@ def ingest_sources(
             quarantine_max_share=cfg.quality.quarantine_max_share,
             run_id=run_id,
             until_batch=until,
+            batches=exported,
             full_export=spec.full_export,
             value_labels=cfg.value_labels,
         )
         log(f"ingested {spec.name} ({spec.landing_dir}): {report}")
+        if spec.is_adapter:
+            # Beside the loader's log, the adapter's: every export row read, converted or
+            # set aside, for each batch loaded now, or converted now with nothing new to
+            # load (all its entities set aside). A batch converted again whose files were
+            # published before (a new converter version) is not news: not recorded again.
+            published = {f.partition("/")[0] for f in report.skipped_files}
+            loaded = {r.file.batch_id for r in report.files} | (set(converted) - published)
+            records = [read_batch(landing / b, NOTES_FILE) for b in sorted(loaded)]
+            # Its findings are WARNs of the source_reconciliation check, which alerts.
+            for finding in record(con, spec.name, [r for r in records if r], run_id):
+                log(finding)
         combined.files += report.files
         combined.skipped_files += report.skipped_files
         combined.table_rows = report.table_rows

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.errors import LandingError
+from ingestion.landing import first_line, refuse_outside_link
 from ingestion.schema import ENTITIES
 
 DATE_ORDERS = ("mdy", "dmy")
@@ -156,6 +157,9 @@ class ExportBatch:
     con: duckdb.DuckDBPyConnection
     folder: Path
     date_order: str = "mdy"
+    # Every file read through this batch, earlier batches' included: the reconciliation
+    # counts the rows of this batch's own files among them (ingestion.sources.reconcile).
+    reads: list[Export] = field(default_factory=list)
 
     @property
     def batch_id(self) -> str:
@@ -174,6 +178,10 @@ class ExportBatch:
         return None if path is None else self.read_path(path)
 
     def read_path(self, path: Path, delimiter: str = ",", date_order: str | None = None) -> Export:
+        # Every read goes through here, this batch's files and earlier batches' alike: a
+        # symbolic link leading outside the landing (the batch folder's parent) is refused
+        # before DuckDB opens it.
+        refuse_outside_link(self.folder.parent, path)
         # View names are unique per process: an adapter may read earlier batches' files
         # (another ExportBatch) on the same connection beside this one's.
         view = f"_export_{next(_VIEWS)}"
@@ -188,9 +196,11 @@ class ExportBatch:
         except duckdb.Error as exc:
             raise LandingError(
                 f"{path}: cannot be read as a CSV export with delimiter {delimiter!r} "
-                f"({str(exc).splitlines()[0]}). Export it again as UTF-8 with a header row."
+                f"({first_line(exc)}). Export it again as UTF-8 with a header row."
             ) from exc
-        return Export(path, view, {_norm(c): c for c in columns}, date_order or self.date_order)
+        export = Export(path, view, {_norm(c): c for c in columns}, date_order or self.date_order)
+        self.reads.append(export)
+        return export
 
 
 @dataclass
@@ -200,3 +210,38 @@ class Conversion:
 
     entities: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Which export file's rows became which entity's rows, for the reconciliation.
+    feeds: list[Feed] = field(default_factory=list)
+
+    def feed(
+        self,
+        export: Export,
+        entity: str | None,
+        rows: str | None = None,
+        *,
+        set_aside: Iterable[tuple[str, str]] = (),
+        rest: str | None = None,
+    ) -> None:
+        """Say how the rows of ``export`` (a file of this batch) become ``entity`` rows.
+
+        ``rows``: the query of the rows it emits, one per file row (counted); None when
+        the file is the entity's only source, one row each: the rows written are counted.
+        ``entity`` None: a file read for reference only (stage names), nothing emitted.
+        ``set_aside``: (reason, SQL condition on the file's view) of the rows it leaves
+        out on purpose, the first matching reason counting; ``rest``: the reason of the
+        rows neither emitted nor matched, when the adapter knows it (otherwise they are
+        "not converted (no reason given by the adapter)": a gap stays visible).
+        Rows that one file row fans out into (HubSpot's date-entered stage changes) are
+        not a feed: the reconciliation accounts for file rows, not for derived ones."""
+        self.feeds.append(Feed(export, entity, rows, tuple(set_aside), rest))
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One export file of a batch as the source of one canonical entity (Conversion.feed)."""
+
+    export: Export
+    entity: str | None
+    rows: str | None = None
+    set_aside: tuple[tuple[str, str], ...] = ()
+    rest: str | None = None

@@ -130,6 +130,9 @@ DEAL_FIELDS: dict[str, tuple[str, ...]] = {
 }
 MERGED_IDS = ("hs_merged_object_ids", "Merged Deal IDs")
 
+# Why a deal_property_history row is no stage change (reconciliation reason).
+_OTHER_PROPERTY = "changes of another property than dealstage"
+
 _V2_ENTERED = "hs_v2_date_entered_"
 _OLD_ENTERED = "hs_date_entered_"
 # Date entered "Closed Won (Sales Pipeline)" — quotes optional, the pipeline in brackets.
@@ -162,6 +165,8 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
         )
     else:
         out.entities["opportunities"] = _opportunities(batch, deals, out.notes)
+        # One opportunity per row; its date-entered stage changes are derived rows.
+        out.feed(deals, "opportunities")
     changes = []
     if deals is not None:
         wide = _wide_stage_changes(deals)
@@ -179,7 +184,7 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
             "date-entered columns only (one entry per stage)."
         )
     else:
-        changes.append(_history_stage_changes(history, out.notes))
+        changes.append(_history_stage_changes(history, out))
     if changes:
         out.entities["stage_changes"] = " UNION ALL BY NAME ".join(f"({q})" for q in changes)
     for names, entity, build in (
@@ -193,6 +198,7 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
             out.notes.append(f"no {names[0]} file: no {entity} in this batch.")
         else:
             out.entities[entity] = build(export, out.notes)
+            out.feed(export, entity)
     return out
 
 
@@ -372,7 +378,8 @@ def _wide_stage_changes(deals: Export) -> str | None:
     return " UNION ALL ".join(parts) or None
 
 
-def _history_stage_changes(history: Export, notes: list[str]) -> str:
+def _history_stage_changes(history: Export, out: Conversion) -> str:
+    notes = out.notes
     ids = ("objectId", "dealId", "hs_object_id", "Record ID")
     deal_id, id_name = _pick(history, ids)
     prop, prop_name = _pick(history, ("propertyName", "property"))
@@ -396,8 +403,13 @@ def _history_stage_changes(history: Export, notes: list[str]) -> str:
         f"{_ts(history, when)} AS changed_at",
         *history.extras(used, "stage_changes"),
     ]
-    where = "" if prop_name is None else f" WHERE lower({prop}) = 'dealstage'"
-    return f"SELECT {', '.join(items)} FROM {history.view}{where}"
+    is_stage = f"lower({prop}) = 'dealstage'"
+    where = "" if prop_name is None else f" WHERE {is_stage}"
+    sql = f"SELECT {', '.join(items)} FROM {history.view}{where}"
+    # The file holds every tracked property's changes; only dealstage is stage history.
+    other = [] if prop_name is None else [(_OTHER_PROPERTY, f"({is_stage}) IS NOT TRUE")]
+    out.feed(history, "stage_changes", sql, set_aside=other)
+    return sql
 
 
 # --- companies, contacts, owners, engagements -------------------------------------------
@@ -552,12 +564,11 @@ def _note_missing(
     required: tuple[str, ...],
     notes: list[str],
 ) -> None:
-    """Say which required canonical columns the file cannot fill (its rows are then
-    quarantined by the gate, which names the column)."""
+    """Say which required canonical columns the file cannot fill. These files are
+    optional objects: the framework then sets their rows aside (ingestion.sources.
+    reconcile) rather than let them block the batch's deals."""
     for column in required:
         if not any(export.has(n) for n in fields[column]):
             notes.append(
-                _missing_note(
-                    export, column, fields[column], f"its rows are quarantined ({column})"
-                )
+                _missing_note(export, column, fields[column], f"its rows are set aside ({column})")
             )

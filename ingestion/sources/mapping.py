@@ -554,6 +554,8 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
         exports = _exports(batch, em, mp, date_order, conversion)
         for ex in exports:
             parts.setdefault(em.entity, []).append(_entity_sql(em, ex, mp))
+            # One row per file row (its stage_entered dates are derived rows, no feed).
+            conversion.feed(ex, em.entity, parts[em.entity][-1])
             if em.stage_entered:
                 parts.setdefault("stage_changes", []).append(_stage_entered_sql(em, ex, mp))
     entities = {entity: _union(sqls) for entity, sqls in parts.items()}

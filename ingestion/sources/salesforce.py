@@ -43,6 +43,7 @@ from ingestion.sources.export import (
     sql_str,
     timestamp_sql,
 )
+from ingestion.sources.reconcile import BLOCKING_ENTITIES
 
 # Salesforce's standard opportunity stage picklist → canonical stages.
 DEFAULT_STAGE_LABELS: dict[str, str] = {
@@ -124,6 +125,9 @@ ACTIVITY_TYPES: dict[str, str] = {
     "other": "other",
 }
 
+# Why an OpportunityHistory row is no stage entry (reconciliation reason).
+NO_STAGE_CHANGE = "history rows without a stage change (an amount or close-date change)"
+
 # Salesforce id prefixes (the object an id belongs to). Case matters in Salesforce ids.
 _OPPORTUNITY, _ACCOUNT, _LEAD, _CONTACT = "006", "001", "00Q", "003"
 
@@ -145,6 +149,7 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
             continue
         entity, sql = build(batch.con, export, conversion.notes)
         conversion.entities[entity] = sql
+        conversion.feed(export, entity)  # one row each
 
     history = batch.read("OpportunityHistory", "OpportunityHistories")
     if history is None:
@@ -154,16 +159,19 @@ def convert(batch: ExportBatch, spec: SourceSpec) -> Conversion:
         )
     else:
         conversion.entities["stage_changes"] = _stage_changes(batch, history, conversion.notes)
+        # The only rows it leaves out (see _stage_changes): the amount and close-date
+        # changes, which repeat the deal's stage.
+        conversion.feed(history, "stage_changes", rest=NO_STAGE_CHANGE)
 
-    activities = _activities(batch, conversion.notes)
+    activities = _activities(batch, conversion)
     if activities is not None:
         conversion.entities["activities"] = activities
 
-    rates = _fx_rates(batch, conversion.notes)
+    rates = _fx_rates(batch, conversion)
     if rates is not None:
         conversion.entities["fx_rates"] = rates
 
-    quotas = _quotas(batch, conversion.notes)
+    quotas = _quotas(batch, conversion)
     if quotas is not None:
         conversion.entities["quotas"] = quotas
     return conversion
@@ -222,9 +230,16 @@ def _select(
             missing.append(" or ".join(fields))
         selected.append(f"{expr} AS {quote(canonical)}")
     if blocking:
+        # Deals and their history block the batch; any other object is set aside whole by
+        # the framework (ingestion.sources.reconcile), which notes what that costs.
+        effect = (
+            "the file cannot be loaded; export it with that field"
+            if entity in BLOCKING_ENTITIES
+            else "its rows are set aside"
+        )
         notes.append(
             f"{export.path.name} has no {', '.join(blocking)} column, which the {entity} "
-            f"contract requires: the file cannot be loaded; export it with that field"
+            f"contract requires: {effect}"
         )
     if missing:
         notes.append(f"{export.path.name} has no {', '.join(missing)} column: left empty")
@@ -440,9 +455,10 @@ def _stage_changes(batch: ExportBatch, e: Export, notes: list[str]) -> str:
     """
 
 
-def _activities(batch: ExportBatch, notes: list[str]) -> str | None:
+def _activities(batch: ExportBatch, conversion: Conversion) -> str | None:
     """Tasks and Events, one activity each; deleted ones are left out (the activities
     contract has no is_deleted, and a deleted call is no touchpoint)."""
+    notes = conversion.notes
     parts = []
     for names, is_event in ((("Task", "Tasks"), False), (("Event", "Events"), True)):
         e = batch.read(*names)
@@ -495,6 +511,9 @@ def _activities(batch: ExportBatch, notes: list[str]) -> str | None:
         select = _select(e, "activities", items, notes, keep=("Status", "IsClosed"))
         deleted = e.bool("IsDeleted")
         parts.append(f"SELECT {select} FROM {e.view} WHERE {deleted} IS DISTINCT FROM 'true'")
+        conversion.feed(
+            e, "activities", parts[-1], set_aside=[("deleted records", f"{deleted} = 'true'")]
+        )
         for field in ("TaskSubtype", "Type") if not is_event else ("Type",):
             _note_unmapped(batch.con, e, e.col(field), ACTIVITY_TYPES, field, "other", notes)
     if not parts:
@@ -502,7 +521,7 @@ def _activities(batch: ExportBatch, notes: list[str]) -> str | None:
     return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
 
 
-def _fx_rates(batch: ExportBatch, notes: list[str]) -> str | None:
+def _fx_rates(batch: ExportBatch, conversion: Conversion) -> str | None:
     """DatedConversionRate (a rate per period), else CurrencyType (one rate per currency,
     valid since 1900-01-01). Salesforce gives units of the currency per unit of the
     corporate currency; the contract wants reporting-currency units per unit: 1 / rate."""
@@ -510,7 +529,7 @@ def _fx_rates(batch: ExportBatch, notes: list[str]) -> str | None:
     flat = batch.read("CurrencyType", "CurrencyTypes") if dated is None else None
     e = dated or flat
     if e is None:
-        notes.append(
+        conversion.notes.append(
             "no DatedConversionRate or CurrencyType file: no exchange rates in this batch "
             "(amounts in another currency than the reporting one need rates from some batch)"
         )
@@ -525,10 +544,11 @@ def _fx_rates(batch: ExportBatch, notes: list[str]) -> str | None:
         ("rate_date", day, ("StartDate",) if dated is not None else ()),
         ("rate_to_reporting", inverse, ("ConversionRate",)),
     ]
-    return f"SELECT {_select(e, 'fx_rates', items, notes)} FROM {e.view}"
+    conversion.feed(e, "fx_rates")
+    return f"SELECT {_select(e, 'fx_rates', items, conversion.notes)} FROM {e.view}"
 
 
-def _quotas(batch: ExportBatch, notes: list[str]) -> str | None:
+def _quotas(batch: ExportBatch, conversion: Conversion) -> str | None:
     """ForecastingQuota → one money quota per owner and month.
 
     QuotaOwnerId is the rep (namespaced like every user id), QuotaAmount the quota in
@@ -546,6 +566,7 @@ def _quotas(batch: ExportBatch, notes: list[str]) -> str | None:
     Quotas of several forecast types (ForecastingTypeId) are kept but noted: an owner with
     different amounts for one month under two types is a conflict the gate quarantines.
     """
+    notes = conversion.notes
     e = batch.read("ForecastingQuota", "ForecastingQuotas")
     if e is None:
         notes.append(
@@ -579,6 +600,8 @@ def _quotas(batch: ExportBatch, notes: list[str]) -> str | None:
         ),
     ]
     period = batch.read("Period", "Periods")
+    if period is not None:
+        conversion.feed(period, None, rest="read for reference (the quotas' period types)")
     if period is not None and period.has("Id", "Type") and e.has("PeriodId"):
         reasons.append(
             (
@@ -599,6 +622,7 @@ def _quotas(batch: ExportBatch, notes: list[str]) -> str | None:
             notes.append(f"{e.path.name}: {counts[i]} {what} set aside")
 
     kept = f"{e.view} WHERE ({set_aside}) IS NULL"
+    conversion.feed(e, "quotas", set_aside=[(what, cond) for cond, what in reasons])
     (mid_month,) = batch.con.execute(
         f"SELECT count(*) FROM {kept} AND {day} IS NOT NULL AND day({day}) <> 1"
     ).fetchone()

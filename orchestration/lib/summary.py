@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,56 @@ def quality_summary(warehouse: Path, run_id: str) -> str | None:
         f"{quarantined:,} row(s) quarantined with their reasons: "
         f"select * from quality.quarantine where run_id = '{run_id}'"
     )
+
+
+# How many set-aside reasons a source's line names before "…".
+_REASONS_SHOWN = 3
+
+
+def source_summary(warehouse: Path, run_id: str) -> list[str]:
+    """One line per CRM source loaded in this run: its export files' rows read, converted
+    and set aside, with the main reasons (quality.source_reconciliation)."""
+    con = connect(warehouse, read_only=True)
+    try:
+        rows = con.execute(
+            "select source, batch_id, export_file, rows_read, rows_emitted, set_aside "
+            "from quality.source_reconciliation where run_id = ? "
+            "order by source, batch_id, export_file, rows_emitted desc",
+            [run_id],
+        ).fetchall()
+    except duckdb.CatalogException:  # a warehouse no run has loaded yet
+        rows = []
+    finally:
+        con.close()
+    # A file feeding two entities (a mapping file) is one file: its rows count once, as
+    # converted when they became rows of any of them (the first row: most emitted).
+    files: dict[tuple[str, str, str], tuple[int, int, dict[str, int]]] = {}
+    for source, batch, name, read, emitted, aside in rows:
+        files.setdefault((source, batch, name), (read, emitted, json.loads(aside or "{}")))
+    lines = []
+    for source in dict.fromkeys(key[0] for key in files):
+        mine = [v for k, v in files.items() if k[0] == source]
+        read = sum(r for r, _, _ in mine)
+        converted = sum(e for _, e, _ in mine)
+        reasons: dict[str, int] = {}
+        for _, _, aside in mine:
+            for reason, n in aside.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        line = (
+            f"{source}: {len(mine):,} export file{'' if len(mine) == 1 else 's'}, "
+            f"{read:,} row{'' if read == 1 else 's'} read, {converted:,} converted, "
+            f"{read - converted:,} set aside"
+        )
+        shown = sorted(reasons.items(), key=lambda kv: -abs(kv[1]))
+        if shown:
+            named = [f"{n:,} {reason}" for reason, n in shown[:_REASONS_SHOWN]]
+            if len(shown) > _REASONS_SHOWN:
+                named.append(f"{len(shown) - _REASONS_SHOWN} more reasons")
+            line += f" ({', '.join(named)})"
+        lines.append(
+            f"{line}: select * from quality.source_reconciliation where run_id = '{run_id}'"
+        )
+    return lines
 
 
 def _fmt(value: float | None, pattern: str) -> str:

@@ -83,7 +83,6 @@ def test_latin1_byte_gives_line_byte_and_field(con, landing):
         refused(con, landing),
         f"{path}: cannot be read at line 3, field 3 (stage), byte 18:",
         "byte 0xE9 is not valid UTF-8",
-        'the value reads "café" in Windows-1252/Latin-1',
         "export it again as UTF-8",
     )
 
@@ -122,8 +121,8 @@ def test_row_with_too_many_fields(con, landing):
     assert_parts(
         refused(con, landing),
         f"{path}: cannot be read at line 3:",
-        "the row has 6 fields where the header has 5",
-        'the extra value(s): "extra"',
+        "the row has 6 fields where the header has 5: 1 value more than the header names, "
+        "after field 5 (updated_at)",
         "must be enclosed in double quotes",
     )
 
@@ -219,7 +218,7 @@ def test_unclosed_quote_closed_lines_later(con, landing):
     assert_parts(
         refused(con, landing),
         f"{path}: cannot be read at line 3, field 3 (stage):",
-        'not closed on line 3; a quote on line 4 closes it and is followed by "y"',
+        "not closed on line 3; a quote on line 4 closes it and is followed by more text",
         "Add the missing closing quote on line 3",
     )
 
@@ -229,7 +228,8 @@ def test_text_after_a_closing_quote(con, landing):
     assert_parts(
         refused(con, landing),
         f"{path}: cannot be read at line 2, field 3 (stage):",
-        'the quoted value "big" is followed by "d" (column 20) instead of a comma',
+        "the quoted value that opens at column 15 is followed by another character (column "
+        "20) instead of a comma",
         'a quote inside it must be doubled: "say ""hi"" here"',
     )
 
@@ -240,7 +240,7 @@ def test_stray_quote_inside_an_unquoted_value_that_splits_the_row(con, landing):
         refused(con, landing),
         f"{path}: cannot be read at line 2, field 3 (stage):",
         "the row has 6 fields where the header has 5",
-        'quote inside an unquoted value ("Acme \\"Big")'.replace("\\", ""),
+        "quote inside an unquoted value (column 20)",
         "Enclose the whole value in double quotes and double the quotes inside it",
     )
 
@@ -280,7 +280,8 @@ def test_missing_header(con, landing):
     assert_parts(
         refused(con, landing),
         f"{path}: cannot be read at line 1: the header row seems to be missing",
-        'line 1 holds values ("o1", "2026-01-01", "prospecting", "1", …)',
+        "line 1 holds values (field(s) 2, 4, 5 look like numbers, dates, e-mail addresses "
+        "or are empty), not column names",
         "Add a first line naming the columns",
         "opportunity_id, created_at, stage (required) and owner_id, account_id",
     )
@@ -386,7 +387,7 @@ def test_jsonl_line_that_is_not_an_object(con, landing):
     path = write(landing, "b1/stage_changes.jsonl", f"{JSON_OK}\n[1, 2]\n")
     assert_parts(
         refused(con, landing),
-        f'{path}: cannot be read at line 2: the line is a JSON array ("[1, 2]"), not a JSON object',
+        f"{path}: cannot be read at line 2: the line is a JSON array, not a JSON object",
         "Each line must be one object",
     )
 
@@ -424,3 +425,53 @@ def test_report_style_timestamps_in_either_date_order():
         "2026-02-03T20:55:00Z",  # ISO passes unchanged: the loader reads it
         "13/45/26 08:55",  # no such date: left as it is, for the gate to quarantine
     )
+
+
+# --- messages quote no content ------------------------------------------------------------
+
+SECRET = "s3cr3t-Value"  # in each file below; never in a message (nor in the alert it becomes)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("opportunities.csv", f"{OPP}\no2,2026-01-01,{SECRET} caf\xe9,1,\n".encode("latin-1")),
+        ("opportunities.csv", f"{OPP},{SECRET}\xe9\n{GOOD},x\n".encode("latin-1")),
+        ("opportunities.csv", f"{OPP}\n{GOOD}\no2,2026-01-01,x,1,,{SECRET}\n"),
+        ("opportunities.csv", f"{OPP}\n{GOOD}\no2,2026-01-01,{SECRET}\n"),
+        ("opportunities.csv", f"{OPP}\n{GOOD}\no2;2026-01-01;{SECRET};1;\n"),
+        ("opportunities.csv", f'{OPP}\no1,2026-01-01,{SECRET} "Big,Deal",1,x\n'),
+        ("opportunities.csv", f'{OPP}\no1,2026-01-01,"{SECRET}"deal,1,\n'),
+        ("opportunities.csv", f'{OPP}\no1,2026-01-01,"{SECRET},1,\no3,2026-01-01,x"{SECRET},1,\n'),
+        ("opportunities.csv", f'{OPP}\no1,2026-01-01,"{SECRET},1,\n'),
+        ("opportunities.csv", f"{SECRET},2026-01-01,prospecting,1,\n"),
+        ("opportunities.csv", f"{SECRET};created_at;stage\n"),
+        ("opportunities.csv", f"sep={SECRET}\n{OPP}\n"),
+        ("stage_changes.jsonl", f'{JSON_OK}\n{{"opportunity_id": "{SECRET}", stage}}\n'),
+        ("stage_changes.jsonl", f'{JSON_OK}\n["{SECRET}"]\n'),
+        ("opportunities.parquet", f"{SECRET},2026-01-01,x,1,\n"),
+    ],
+    ids=[
+        "not-utf8",
+        "not-utf8-header",
+        "extra-field",
+        "missing-fields",
+        "semicolon-row",
+        "stray-quote",
+        "text-after-quote",
+        "quote-closed-lines-later",
+        "unclosed-quote",
+        "no-header",
+        "semicolon-header",
+        "sep-line",
+        "malformed-json",
+        "json-array",
+        "text-as-parquet",
+    ],
+)
+def test_messages_name_where_never_what_the_file_holds(con, landing, name, data):
+    path = write(landing, f"b1/{name}", data)
+    message = refused(con, landing)
+    assert str(path) in message  # where: the file, and the line when there is one
+    assert SECRET not in message
+    assert SECRET.lower() not in message.lower()

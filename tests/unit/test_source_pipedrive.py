@@ -6,6 +6,12 @@ activities.csv with mixed-case headers, unmapped extra columns everywhere); batc
 2026-03-14T0600 is incremental: deals + deal_changelog only (deal 3 moves to Negotiations
 Started and is won, deal 4 is deleted; the changelog uses the flow API's item_id/log_time
 headers). A third landing, written here, has neither deal_changelog nor stages.
+
+Fixture tests/fixtures/pipedrive_changelog (one batch, no deals file): a change log as a
+database dump writes it (deal_changes.csv: deal_id, change_time, changed_field_key,
+new_value; no old_value), stages.csv with after-sales stages, users.csv, activity.csv.
+Its deals are rebuilt from the log; the known answers are in
+the table in tests/e2e/test_source_pipedrive.py.
 """
 
 from __future__ import annotations
@@ -62,6 +68,12 @@ def test_default_labels_cover_the_default_pipeline():
         "Demo Scheduled": "meeting",
         "Proposal Made": "proposal",
         "Negotiations Started": "negotiation",
+        # After-sales stages a team adds after the pipeline: onboarding, follow-up and
+        # renewal show in kpi_post_sale without a stage_labels entry.
+        "Implementation/Onboarding": "onboarding",
+        "Follow-up/Customer Success": "follow_up",
+        "Customer Success": "follow_up",
+        "Renewal/Expansion": "renewal",
     }
 
 
@@ -295,3 +307,335 @@ def test_folder_without_pipedrive_files(tmp_path):
     (batch / "notes.csv").write_text("a\n1\n", encoding="utf-8")
     with pytest.raises(LandingError, match="no Pipedrive export file"):
         convert(tmp_path / "landing", tmp_path / "out")
+
+
+# --- a change log without a deals file ----------------------------------------------------
+
+CHANGELOG_FIXTURE = Path(__file__).parents[1] / "fixtures" / "pipedrive_changelog"
+CL = "2026-03-31T0600"
+
+
+def reconciliation(out: Path, batch: str) -> dict[str, tuple]:
+    data = json.loads((out / batch / NOTES_FILE).read_text())
+    return {
+        t["export_file"]: (t["entity"], t["rows_read"], t["rows_emitted"], t["set_aside"])
+        for t in data["reconciliation"]
+    }
+
+
+@pytest.fixture(scope="module")
+def changelog_only(tmp_path_factory) -> tuple[Path, list[str]]:
+    tmp = tmp_path_factory.mktemp("pipedrive_changelog")
+    shutil.copytree(CHANGELOG_FIXTURE, tmp / "landing")
+    notes = convert(tmp / "landing", tmp / "out")
+    return tmp / "out", notes
+
+
+def test_deals_rebuilt_from_the_change_log(changelog_only):
+    out, _ = changelog_only
+    opps = by(rows(out / CL / "opportunities.csv"), "opportunity_id")
+    cols = ("created_at", "stage", "owner_id", "amount", "currency", "close_date",
+            "is_closed", "is_won", "lost_reason", "updated_at", "pipedrive_stage")  # fmt: skip
+    got = {k.removeprefix("pipedrive:"): tuple(v[c] for c in cols) for k, v in opps.items()}
+    assert got == {
+        # Won (status row 02-04), then moved on into after-sales stages: the stage is the
+        # last one entered; closed at the win.
+        "1": ("2026-01-05 09:00:00Z", "Follow-up/Customer Success", "pipedrive:1", "10000",
+              "USD", "2026-02-04", "true", "true", "", "2026-03-01 09:00:00Z",
+              "Follow-up/Customer Success"),
+        "2": ("2026-01-08 12:00:00Z", "closed_lost", "pipedrive:2", "5000", "", "2026-01-28",
+              "true", "false", "Price too high", "2026-01-28 12:00:00Z", "Contact Made"),
+        # Lost, then open again (the latest status): open, owner changed to 2 on 03-02.
+        "3": ("2026-02-02 10:00:00Z", "Proposal Made", "pipedrive:2", "8000", "", "",
+              "false", "false", "", "2026-03-02 10:00:00Z", "Proposal Made"),
+        # Two add_time rows: the earliest.
+        "4": ("2026-01-10 09:00:00Z", "Proposal Made", "pipedrive:2", "3000", "", "", "", "",
+              "", "2026-02-10 09:00:00Z", "Proposal Made"),
+        # Won by won_time alone (no status row): closed at its value, not when it was set.
+        "6": ("2026-01-15 11:00:00Z", "Renewal/Expansion", "pipedrive:1", "6000", "",
+              "2026-02-20", "true", "true", "", "2026-03-20 11:00:00Z", "Renewal/Expansion"),
+        # A lost_reason and no status row at all: lost when the reason was set.
+        "7": ("2026-01-20 10:00:00Z", "closed_lost", "pipedrive:2", "1500", "", "2026-02-05",
+              "true", "false", "No budget", "2026-02-05 10:00:00Z", "Proposal Made"),
+        # No status row: is_closed / is_won not delivered. Its title rows are set aside,
+        # so updated_at is its last change used (02-20), not the title's (03-05).
+        "8": ("2026-02-20 14:00:00Z", "Contact Made", "pipedrive:2", "4000", "", "", "", "",
+              "", "2026-02-20 14:00:00Z", "Contact Made"),
+    }  # fmt: skip
+    # Deal 5 (no add_time row) is not an opportunity: its rows are set aside, not dropped.
+    assert "pipedrive:5" not in opps
+
+
+def test_stage_history_rebuilt_from_the_change_log(changelog_only):
+    out, _ = changelog_only
+    assert history(out, CL) == {
+        ("pipedrive:1", "Qualified", "2026-01-05 09:00:00Z"),
+        ("pipedrive:1", "Contact Made", "2026-01-12 10:00:00Z"),
+        ("pipedrive:1", "Proposal Made", "2026-01-20 10:00:00Z"),
+        ("pipedrive:1", "closed_won", "2026-02-04 09:00:00Z"),
+        ("pipedrive:1", "Implementation/Onboarding", "2026-02-10 09:00:00Z"),
+        ("pipedrive:1", "Follow-up/Customer Success", "2026-03-01 09:00:00Z"),
+        ("pipedrive:2", "Qualified", "2026-01-08 12:00:00Z"),
+        ("pipedrive:2", "Contact Made", "2026-01-15 12:00:00Z"),
+        ("pipedrive:2", "closed_lost", "2026-01-28 12:00:00Z"),
+        # Reopened without old_value: the status before is the previous status row; the
+        # deal re-enters the stage it held.
+        ("pipedrive:3", "Qualified", "2026-02-02 10:00:00Z"),
+        ("pipedrive:3", "Proposal Made", "2026-02-16 10:00:00Z"),
+        ("pipedrive:3", "closed_lost", "2026-02-20 10:00:00Z"),
+        ("pipedrive:3", "Proposal Made", "2026-02-25 10:00:00Z"),
+        # The duplicated id keeps every stage change, none before its created_at (01-10).
+        ("pipedrive:4", "Qualified", "2026-01-10 09:00:00Z"),
+        ("pipedrive:4", "Contact Made", "2026-01-20 09:00:00Z"),
+        ("pipedrive:4", "Qualified", "2026-02-01 09:00:00Z"),
+        ("pipedrive:4", "Proposal Made", "2026-02-10 09:00:00Z"),
+        ("pipedrive:6", "Contact Made", "2026-01-15 11:00:00Z"),
+        ("pipedrive:6", "Negotiations Started", "2026-02-01 11:00:00Z"),
+        ("pipedrive:6", "closed_won", "2026-02-20 11:00:00Z"),
+        ("pipedrive:6", "Implementation/Onboarding", "2026-02-25 11:00:00Z"),
+        ("pipedrive:6", "Renewal/Expansion", "2026-03-20 11:00:00Z"),
+        ("pipedrive:7", "Qualified", "2026-01-20 10:00:00Z"),
+        ("pipedrive:7", "Proposal Made", "2026-01-25 10:00:00Z"),
+        ("pipedrive:7", "closed_lost", "2026-02-05 10:00:00Z"),
+        # Its stage row twice: once.
+        ("pipedrive:8", "Contact Made", "2026-02-20 14:00:00Z"),
+    }
+    assert len(rows(out / CL / "stage_changes.csv")) == 26
+
+
+def test_change_log_notes_name_every_row_set_aside(changelog_only):
+    _, notes = changelog_only
+    prefix = f"pipedrive {CL}: "
+    assert [n.removeprefix(prefix) for n in notes] == [
+        "activity.csv: 2 rows set aside, activity id on two or more different rows (the "
+        "last in file order is kept, the file having no update time): 2 ids: 906, 909",
+        "deal_changes.csv: 3 rows set aside, of deals with no add_time row (no creation "
+        "time to rebuild them from, and no earlier deals file has them): 1 deal: 5 (3 rows)",
+        "deal_changes.csv: 3 rows set aside, of field keys a deal is not rebuilt from: "
+        "org_id ×1, title ×2",
+        "deal_changes.csv: 1 row set aside, a second, different add_time of a deal id (two "
+        "deals under one id? check them in Pipedrive); the earliest is created_at, as the "
+        "log cannot tell the two deals' later rows apart: the id is one deal from its first "
+        "creation on, none of its changes predating it: 1 deal: 4 (2026-01-10 09:00:00Z "
+        "kept; 2026-02-01 09:00:00Z set aside)",
+        "no deals file: 7 deals rebuilt from the change log (deal_changes.csv): created_at "
+        "from the add_time row, owner from the latest user_id, stage from the latest "
+        "stage_id, won / lost from status, won_time, lost_time (1 repeated row applied "
+        "once)",
+        "deal_changes.csv: 1 deal with a lost_reason but no status change: lost when the "
+        "reason was set (Pipedrive asks for it when a deal is marked lost), unless a stage "
+        "move came after: 7",
+        "no organizations file: no accounts from this batch",
+        "no persons file: no contacts from this batch",
+    ]
+
+
+def test_change_log_rows_reconcile(changelog_only):
+    out, _ = changelog_only
+    # 58 change-log rows: 50 used + 3 (deal 5) + 3 (title ×2, org_id) + 1 (deal 4's
+    # second add_time) + 1 (deal 8's repeated stage row).
+    assert reconciliation(out, CL) == {
+        "deal_changes.csv": ("opportunities", 58, 50, {
+            "of deals with no add_time row (no creation time to rebuild them from, and no "
+            "earlier deals file has them)": 3,
+            "of field keys a deal is not rebuilt from": 3,
+            "a second, different add_time of a deal (the earliest is kept)": 1,
+            "repeats of another row (same deal, time, field and values: applied once)": 1,
+        }),
+        # 12 rows: 906 and 909 each lose one; 907's exact repeat passes on (the loader
+        # stores it once and counts it as a duplicate).
+        "activity.csv": ("activities", 12, 10, {
+            "activity id on two or more different rows (the last in file order is kept, "
+            "the file having no update time)": 2,
+        }),
+        "stages.csv": (None, 7, 0, {
+            "read for reference (stage ids → names and probabilities)": 7,
+        }),
+        "users.csv": ("users", 2, 2, {}),
+    }  # fmt: skip
+
+
+def test_colliding_activity_ids_keep_the_last_row(changelog_only):
+    out, _ = changelog_only
+    acts = rows(out / CL / "activities.csv")
+    assert len(acts) == 10
+    kept = {(r["activity_id"], r["activity_type"], r["occurred_at"], r["opportunity_id"])
+            for r in acts if r["activity_id"] in ("pipedrive:906", "pipedrive:909")}  # fmt: skip
+    assert kept == {
+        ("pipedrive:906", "meeting", "2026-02-17 09:00:00Z", "pipedrive:3"),
+        ("pipedrive:909", "call", "2026-01-23 10:00:00Z", "pipedrive:7"),
+    }
+    # The database dump's headers: activity_id, assigned_to_user, due_to.
+    a901 = by(acts, "activity_id")["pipedrive:901"]
+    assert (a901["owner_id"], a901["occurred_at"], a901["is_completed"]) == (
+        "pipedrive:1", "2026-01-06 10:00:00Z", "true"
+    )  # fmt: skip
+
+
+def write(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+def test_incremental_change_log_without_deals_file(tmp_path):
+    """Batch 1 has a deals file (deal 1); batch 2 only a change log with old_value (the
+    API's headers): deal 9 is rebuilt, deal 1's stage move still counts, and every other
+    row is set aside with its reason. Batch 3 moves deal 9 on and wins it: it is rebuilt
+    again from the change logs of batches 2 and 3."""
+    landing = tmp_path / "landing"
+    b1, b2, b3 = "2026-01-31T0600", "2026-02-28T0600", "2026-03-15T0600"
+    write(landing / b1, "deals.csv",
+          "id,title,value,currency,add_time,update_time,stage_id,status,user_id\n"
+          "1,Known,1000,USD,2026-01-05 09:00:00,2026-01-05 09:00:00,1,open,1\n")  # fmt: skip
+    write(landing / b1, "stages.csv", "id,name\n1,Qualified\n2,Contact Made\n3,Proposal Made\n")
+    write(landing / b2, "deal_updates.csv",
+          "id,deal_id,timestamp,field_key,old_value,new_value\n"
+          "1,1,2026-02-02 10:00:00,stage_id,1,2\n"
+          "2,1,2026-02-02 10:05:00,value,1000,1500\n"
+          "3,1,2026-02-03 10:00:00,status,open,deleted\n"
+          "4,9,2026-02-05 09:00:00,add_time,,2026-02-05 09:00:00\n"
+          "5,9,2026-02-05 09:00:00,user_id,,2\n"
+          "6,9,2026-02-06 09:00:00,stage_id,1,2\n"
+          "7,9,not a time,user_id,2,1\n"
+          "8,9,2026-02-07 09:00:00,stage_id,2,\n"
+          "9,10,2026-02-05 09:00:00,stage_id,1,2\n"
+          "10,,2026-02-05 09:00:00,stage_id,1,2\n"
+          "11,11,2026-02-08 09:00:00,add_time,,2026-02-08 09:00:00\n")  # fmt: skip
+    write(landing / b3, "deal_updates.csv",
+          "id,deal_id,timestamp,field_key,old_value,new_value\n"
+          "12,9,2026-03-01 09:00:00,stage_id,2,3\n"
+          "13,9,2026-03-02 09:00:00,status,open,won\n")  # fmt: skip
+    notes = convert(landing, tmp_path / "out")
+    out = tmp_path / "out"
+
+    opps = rows(out / b2 / "opportunities.csv")
+    assert [(o["opportunity_id"], o["created_at"], o["stage"], o["owner_id"], o["updated_at"])
+            for o in opps] == [
+        # Owner 2: the later owner change has no readable time. updated_at: the emptied
+        # stage of 02-07 is not a change used.
+        ("pipedrive:9", "2026-02-05 09:00:00Z", "Contact Made", "pipedrive:2",
+         "2026-02-06 09:00:00Z"),
+    ]  # fmt: skip
+    assert history(out, b2) == {
+        # Deal 1 (batch 1's deals file): its stage move, as with a deals file.
+        ("pipedrive:1", "Contact Made", "2026-02-02 10:00:00Z"),
+        # Deal 9: created in the first move's old_value (Qualified) at add_time.
+        ("pipedrive:9", "Qualified", "2026-02-05 09:00:00Z"),
+        ("pipedrive:9", "Contact Made", "2026-02-06 09:00:00Z"),
+    }
+    # 11 rows: 4 used (1, 4, 5, 6), 7 set aside, each with its reason.
+    assert reconciliation(out, b2)["deal_updates.csv"] == ("opportunities", 11, 4, {
+        "without a deal id": 1,
+        "of deals with no add_time row (no creation time to rebuild them from, and no "
+        "earlier deals file has them)": 1,
+        "of deals with neither a stage_id change nor a won / lost status (no stage)": 1,
+        "of deals of an earlier deals file, other than stage moves and won / lost / open "
+        "statuses (their state comes with the next deals file)": 2,
+        "with an empty new_value for stage_id, status, user_id or add_time": 1,
+        "with no readable change time (a change that cannot be ordered is not applied)": 1,
+    })  # fmt: skip
+    prefix = f"pipedrive {b2}: deal_updates.csv: "
+    assert [n.removeprefix(prefix) for n in notes if n.startswith(prefix)] == [
+        "1 row set aside, without a deal id",
+        "1 row set aside, of deals with no add_time row (no creation time to rebuild them "
+        "from, and no earlier deals file has them): 1 deal: 10 (1 row)",
+        "1 row set aside, of deals with neither a stage_id change nor a won / lost status "
+        "(no stage): 1 deal: 11 (1 row)",
+        "2 rows set aside, of deals of an earlier deals file, other than stage moves and "
+        "won / lost / open statuses (their state comes with the next deals file): "
+        "status ×1, value ×1",
+        "1 row set aside, with an empty new_value for stage_id, status, user_id or "
+        "add_time: 1 deal: 9",
+        "1 row set aside, with no readable change time (a change that cannot be ordered is "
+        "not applied): 1 deal: 9",
+    ]
+
+    # Batch 3: deal 9 again, from both batches' logs: won after its last move.
+    (o9,) = rows(out / b3 / "opportunities.csv")
+    assert (o9["created_at"], o9["stage"], o9["is_won"], o9["close_date"], o9["updated_at"],
+            o9["pipedrive_stage"]) == (
+        "2026-02-05 09:00:00Z", "closed_won", "true", "2026-03-02", "2026-03-02 09:00:00Z",
+        "Proposal Made",
+    )  # fmt: skip
+    assert history(out, b3) == {
+        ("pipedrive:9", "Qualified", "2026-02-05 09:00:00Z"),  # batch 2's, stored once
+        ("pipedrive:9", "Proposal Made", "2026-03-01 09:00:00Z"),
+        ("pipedrive:9", "closed_won", "2026-03-02 09:00:00Z"),
+    }
+    assert reconciliation(out, b3)["deal_updates.csv"] == ("opportunities", 2, 2, {})
+
+
+def test_conflicting_deals_and_files_read_together(tmp_path):
+    batch = tmp_path / "landing" / "b1"
+    write(batch, "deals.csv",
+          "id,title,value,add_time,update_time,stage_id,status,user_id\n"
+          "1,Alpha,1000,2026-01-05 09:00:00,2026-01-10 09:00:00,1,open,1\n"
+          "1,Alpha,1200,2026-01-05 09:00:00,2026-01-20 09:00:00,1,open,1\n"
+          "1,Alpha,1100,2026-01-05 09:00:00,2026-01-15 09:00:00,1,open,1\n"
+          "2,Beta,500,2026-01-06 09:00:00,2026-01-06 09:00:00,1,open,2\n"
+          "2,Beta,500,2026-01-06 09:00:00,2026-01-06 09:00:00,1,open,2\n"
+          ",No id,1,2026-01-07 09:00:00,2026-01-07 09:00:00,1,open,2\n"
+          ",No id,2,2026-01-07 09:00:00,2026-01-07 09:00:00,1,open,2\n")  # fmt: skip
+    # Two activity files: read together; id 2 in both, different: the last in file order
+    # (activity.csv sorts after activities.csv) is kept.
+    write(batch, "activities.csv", "id,type,due_date,deal_id\n1,call,2026-01-07,1\n"
+          "2,call,2026-01-08,1\n")  # fmt: skip
+    write(batch, "activity.csv", "id,type,due_date,deal_id\n2,email,2026-01-09,2\n"
+          "3,call,2026-01-10,2\n")  # fmt: skip
+    write(batch, "notes.csv", "a\n1\n2\n3\n")
+    write(batch, "README.txt", "exported by hand\n")
+    notes = convert(tmp_path / "landing", tmp_path / "out")
+    out = tmp_path / "out" / "b1"
+    opps = rows(out / "opportunities.csv")
+    # Deal 1: the latest update_time (1200); deal 2's exact repeat passes on to the loader,
+    # which stores it once and counts it as a duplicate.
+    # Rows without an id are no duplicates of each other: they pass, for the gate to name.
+    assert sorted((o["opportunity_id"], o["amount"]) for o in opps) == [
+        ("", "1"), ("", "2"), ("pipedrive:1", "1200"), ("pipedrive:2", "500"),
+        ("pipedrive:2", "500"),
+    ]  # fmt: skip
+    acts = by(rows(out / "activities.csv"), "activity_id")
+    assert {k: v["activity_type"] for k, v in acts.items()} == {
+        "pipedrive:1": "call", "pipedrive:2": "email", "pipedrive:3": "call",
+    }  # fmt: skip
+    said = [n.removeprefix("pipedrive b1: ") for n in notes]
+    fix = (
+        "name it like deals, stages, users, activities, deal_changes (or deal_changelog, "
+        "deal_flow, deal_updates), organizations or persons (.csv), or move it out of the "
+        "batch folder"
+    )
+    for note in [
+        "deals.csv: 2 rows set aside, deal id on two or more different rows (the row with "
+        "the latest update_time is kept, else the last in file order): 1 id: 1",
+        "activities.csv: 1 row set aside, activity id on two or more different rows (the "
+        "last in file order is kept, the file having no update time): 1 id: 2",
+        f"README.txt: not a file the Pipedrive adapter reads, not loaded: {fix}",
+        f"notes.csv: 3 rows set aside, not a file the Pipedrive adapter reads: {fix}",
+    ]:
+        assert note in said
+    tallies = reconciliation(tmp_path / "out", "b1")
+    deal_rule = (
+        "deal id on two or more different rows (the row with the latest update_time is "
+        "kept, else the last in file order)"
+    )
+    activity_rule = (
+        "activity id on two or more different rows (the last in file order is kept, the "
+        "file having no update time)"
+    )
+    assert tallies["deals.csv"] == ("opportunities", 7, 5, {deal_rule: 2})
+    assert tallies["activities.csv"] == ("activities", 2, 1, {activity_rule: 1})
+    assert tallies["activity.csv"] == ("activities", 2, 2, {})
+    assert tallies["notes.csv"] == (None, 3, 0, {"not a file the Pipedrive adapter reads": 3})
+
+
+def test_change_log_file_names(tmp_path):
+    """Any of the common names, in any case, spaces or hyphens for underscores."""
+    for name in ("Deal Changes.csv", "DEAL-CHANGELOG.csv", "deal_flow.csv", "Deal_Updates.CSV"):
+        landing = tmp_path / name.replace(" ", "_") / "landing"
+        write(landing / "b1", name, "deal_id,change_time,changed_field_key,new_value\n"
+              "1,2026-01-05 09:00:00,add_time,2026-01-05 09:00:00\n"
+              "1,2026-01-05 09:00:00,stage_id,1\n")  # fmt: skip
+        convert(landing, landing.parent / "out")
+        assert history(landing.parent / "out", "b1") == {
+            ("pipedrive:1", "stage_id 1", "2026-01-05 09:00:00Z")
+        }, name

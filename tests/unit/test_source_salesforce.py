@@ -309,19 +309,22 @@ def test_quota_months_periods_and_forecast_types(tmp_path):
     ]
 
 
-def test_quota_file_without_owner_is_left_for_the_loader_to_name(tmp_path):
+def test_quota_file_without_owner_is_set_aside_not_the_batch(tmp_path):
     write(
         tmp_path / "landing" / "b1",
         "ForecastingQuota.csv",
         "Id,StartDate,QuotaAmount,CurrencyIsoCode\n0J91,2026-01-01,100,USD\n",
     )
     convert(tmp_path / "landing", tmp_path / "out")
-    (quota,) = rows(tmp_path / "out", "b1", "quotas")
-    assert "owner_id" not in quota  # the loader rejects the file naming owner_id
+    # Quotas are optional: not written (the loader would reject the whole batch for the
+    # missing owner_id), the row set aside in the reconciliation, both said in notes.
+    assert not (tmp_path / "out" / "b1" / "quotas.csv").exists()
+    got = notes(tmp_path / "out", "b1")
     assert (
         "ForecastingQuota.csv has no QuotaOwnerId (for owner_id) column, which the quotas "
-        "contract requires: the file cannot be loaded; export it with that field"
-    ) in notes(tmp_path / "out", "b1")
+        "contract requires: its rows are set aside"
+    ) in got
+    assert got[-1].startswith("ForecastingQuota.csv: no quotas from this batch")
 
 
 def test_default_stage_labels_cover_the_standard_picklist():

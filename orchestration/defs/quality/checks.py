@@ -16,6 +16,7 @@ import dagster as dg
 
 from ingestion.config import PipelineConfig
 from ingestion.schema import CORE_ENTITIES
+from ingestion.sources.reconcile import RULES as SOURCE_RULES
 from ingestion.warehouse import QUALITY_SCHEMA, connect
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.lib.alerts import Alert, send_alert
@@ -23,6 +24,9 @@ from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
 
 # Freshness concerns the whole landing; it reports on opportunities, which every mart reads.
 _FRESHNESS = ("opportunities", "landing_freshness")
+# So does the reconciliation of the CRM export files (ingestion.sources.reconcile): its
+# findings concern the batch as a whole, a deals file or a side file.
+_SOURCES = ("opportunities", "source_reconciliation")
 
 
 _COUNTS = ("input_rows", "loaded_rows", "quarantined_rows", "duplicate_rows", "rejected_rows")
@@ -82,7 +86,15 @@ class _Finding:
             blocking=True,
             description="The newest published batch is younger than "
             "quality.freshness_max_age_hours at as_of.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            _SOURCES[1],
+            asset=raw_key(_SOURCES[0]),
+            blocking=True,
+            description="Every CRM export batch loaded converts into some opportunity, and no "
+            "optional export file is set aside for lacking a column its entity requires "
+            "(quality.source_reconciliation).",
+        ),
     ],
 )
 def raw_hygiene(
@@ -127,7 +139,10 @@ def raw_hygiene(
                 tuple(json.loads(r.examples or "[]")),
             )
             for r in results
-            if r.entity == entity and not r.success and r.rule != "landing.freshness"
+            if r.entity == entity
+            and not r.success
+            and r.rule != "landing.freshness"
+            and r.rule not in SOURCE_RULES
         ]
         entity_files = [f for f in files if f.entity == entity]
         findings += [
@@ -144,6 +159,21 @@ def raw_hygiene(
         if r.rule == "landing.freshness" and not r.success
     ]
     yield _result(context, cfg, *_FRESHNESS, freshness, {})
+    sources = [
+        _Finding(r.severity, r.message, 0, ())
+        for r in results
+        if r.rule in SOURCE_RULES and not r.success
+    ]
+    yield _result(
+        context,
+        cfg,
+        *_SOURCES,
+        sources,
+        {},
+        subject="CRM export files",
+        tables="quality.source_reconciliation, quality.validation_results",
+        warn_effect="the rest of each batch is published.",
+    )
 
 
 def _result(
@@ -153,7 +183,13 @@ def _result(
     check: str,
     findings: list[_Finding],
     counts: dict[str, int],
+    subject: str | None = None,
+    tables: str = "quality.validation_results, quality.quarantine",
+    warn_effect: str = "quarantined rows stay out of raw.*, rows failing WARN rules are "
+    "published and flagged.",
 ) -> dg.AssetCheckResult:
+    """``subject``: what the alert is about, when not the entity the check is attached
+    to; ``tables``: where to look; ``warn_effect``: what a WARN finding leaves published."""
     blocking = any(f.severity == "error" for f in findings)
     # Reasons repeat when several files of a rejected batch share one cause.
     description = "\n".join(dict.fromkeys(f.message for f in findings)) or None
@@ -165,22 +201,21 @@ def _result(
                 kind="check_failed" if blocking else "check_warning",
                 severity="error" if blocking else "warn",
                 title=f"Data quality {'blocked the marts' if blocking else 'warning'}: "
-                f"{entity} ({check})",
+                f"{subject or entity} ({check})",
                 message=(description or "")
                 + (
                     "\nThe marts were not rebuilt; the published marts are unchanged."
                     if blocking
                     # Sent before dbt runs: whether the marts get built depends on the
                     # other checks of the run, so this alert must not claim they were.
-                    else "\nThis finding does not block the marts: quarantined rows stay out "
-                    "of raw.*, rows failing WARN rules are published and flagged."
+                    else f"\nThis finding does not block the marts: {warn_effect}"
                 ),
                 entity=entity,
                 check=check,
                 rows=sum(f.rows for f in findings),
                 examples=[e for f in findings for e in f.examples][:5],
                 run_id=run_id,
-                where=f"quality.validation_results, quality.quarantine (run_id '{run_id}')",
+                where=f"{tables} (run_id '{run_id}')",
             ),
             log=context.log,
         )
