@@ -153,9 +153,12 @@ def _write(con: duckdb.DuckDBPyConnection, sql: str, entity: str, ns: str, path:
         else quote(c)
         for c in columns
     ]
+    # Sorted, so converting the same export again writes the same bytes: the loader then
+    # sees a file it already has, instead of reloading a batch whose rows came out in
+    # another order (DuckDB's parallel reads and joins do not keep one).
     (count,) = con.execute(
-        f"COPY (SELECT {', '.join(items)} FROM ({sql})) TO {sql_str(str(path))} "
-        f"(HEADER, DELIMITER ',')"
+        f"COPY (SELECT {', '.join(items)} FROM ({sql}) ORDER BY ALL) "
+        f"TO {sql_str(str(path))} (HEADER, DELIMITER ',')"
     ).fetchone()
     return int(count)
 
