@@ -1,29 +1,40 @@
 """Synthetic CRM exports in the canonical landing format (docs/data-model.md).
 
 ``generate()`` simulates a sales organisation over the ~24 months before ``end`` — reps in
-regional teams, accounts and their contacts, inbound and outbound leads, opportunities
-moving through the default stages, and the activities around them — and writes what its
-CRM would have exported as daily batches::
+regional teams with monthly quotas, accounts and their contacts, inbound and outbound
+leads, opportunities moving through the default stages and on into after-sales, and the
+activities around them — and writes what its CRM would have exported as daily batches::
 
     <out_dir>/<batch_id>/<entity>.csv|parquet     batch_id like 2026-11-23T0600
 
-Batch 1 is a full export: every record known at its cutoff, in its state at that cutoff.
-Each later batch is an incremental export taken at 06:00 UTC the next day: the versioned
-entities (accounts, users, contacts, leads, opportunities) created or changed since the
-previous cutoff, in their state at this cutoff, and the events (stage_changes,
-activities) that happened since then. Like many real incremental exports, each one
-re-sends the last 6 hours of the previous window, so event rows arrive twice and the
-loader must deduplicate them. Nothing in a batch is dated after its cutoff, except the
-close_date of an open opportunity, which is its expected close date.
+Every batch holds one file per entity of WRITTEN_ENTITIES: the core ones, quotas and
+fx_rates. Batch 1 is a full export: every record known at its cutoff, in its state at that
+cutoff. Each later batch is an incremental export taken at 06:00 UTC the next day: the
+versioned entities (accounts, users, contacts, leads, opportunities) created or changed
+since the previous cutoff, in their state at this cutoff; the quotas published or revised
+since then; and the events (stage_changes, activities, fx_rates) that happened since then.
+Like many real incremental exports, each one re-sends the last 6 hours of the previous
+window, so event rows arrive twice and the loader must deduplicate them. Nothing in a
+batch is dated after its cutoff, except the close_date of an open opportunity (its
+expected close date) and the month of a quota planned ahead.
 
 Stages are the canonical names of DEFAULT_STAGES, used as labels. Deals start in
 prospecting or qualification, may skip a stage, fall back to a lower open stage, be lost
-and (once) revived; won deals move on to onboarding and then, for most, follow_up. The
-optional renewal stage is not generated. As in a real CRM, the configured stage
-probabilities are optimistic where it matters: deals that reach proposal or negotiation,
-which carry most of the weighted pipeline, win far less often than configured, so a
-forecast with the configured probabilities over-predicts, while win rates learned from
-recent closed deals track reality (they do not drift; see _OPEN_TRANSITIONS).
+and (once) revived; won deals move on to onboarding (most), then follow_up (many), and
+some of those to renewal about ten months after the win. About a fifth of the won deals
+get no recorded activity after the win; the others a first touch within days. As in a
+real CRM, the configured stage probabilities are optimistic where it matters: deals that
+reach proposal or negotiation, which carry most of the weighted pipeline, win far less
+often than configured, so a forecast with the configured probabilities over-predicts,
+while win rates learned from recent closed deals track reality (they do not drift; see
+_OPEN_TRANSITIONS).
+
+Quotas: one per rep and month, from the first month of the history (or the rep's hire) to
+the quarter planned next, sized on the rep's share of the company's won amount (see
+_make_quotas); EMEA reps' quotas are in EUR, the others in USD, and fx_rates carries the
+EUR → USD rates of every weekday from before the first quota to the last cutoff. Deals
+are in USD. About 2% of the leads have no channel (and their opportunities no
+lead_source).
 
 Determinism: the files are a pure function of (opportunities, batches, seed, end, fmt).
 The same arguments produce byte-identical files (given the same numpy and pyarrow
@@ -62,7 +73,7 @@ from ingestion.errors import ConfigError
 from ingestion.schema import ACTIVITY_TYPES, CHANNELS, CORE_ENTITIES, ENTITIES
 from ingestion.stages import DEFAULT_STAGES
 
-__all__ = ["GenerationSummary", "batch_id_for", "generate"]
+__all__ = ["WRITTEN_ENTITIES", "GenerationSummary", "batch_id_for", "generate"]
 
 MIN_OPPORTUNITIES, MAX_OPPORTUNITIES = 100, 1_000_000
 MIN_BATCHES, MAX_BATCHES = 1, 60
@@ -254,9 +265,11 @@ for _s in DEFAULT_STAGES:
 PROSPECTING, QUALIFICATION, MEETING, PROPOSAL, NEGOTIATION = (
     _STAGE[s] for s in ("prospecting", "qualification", "meeting", "proposal", "negotiation")
 )
-WON, LOST, ONBOARDING, FOLLOW_UP = (
-    _STAGE[s] for s in ("closed_won", "closed_lost", "onboarding", "follow_up")
+WON, LOST, ONBOARDING, FOLLOW_UP, RENEWAL = (
+    _STAGE[s] for s in ("closed_won", "closed_lost", "onboarding", "follow_up", "renewal")
 )
+_POST_WIN = np.zeros(_N_CODES, dtype=bool)  # closed_won and the post-sale stages
+_POST_WIN[[WON, ONBOARDING, FOLLOW_UP, RENEWAL]] = True
 
 # Where a deal goes when it leaves an open stage, and how often. Besides the step forward:
 # skipping a stage, falling back to a lower open stage, and losing the deal. Conversion
@@ -330,6 +343,19 @@ _REVIVE_TO = np.array([PROSPECTING, QUALIFICATION, MEETING], dtype=np.int8)
 _REVIVE_TO_CDF = np.cumsum([0.2, 0.6, 0.2])
 _ONBOARDING_P, _ONBOARDING_MEDIAN_DAYS = 0.90, 5.0
 _FOLLOW_UP_P, _FOLLOW_UP_MEDIAN_DAYS = 0.65, 40.0
+# Renewal: deals that reached follow_up enter renewal about two months before their annual
+# term ends (days after the win). Untended customers (below) renew less often, and with no
+# recorded touch (an auto-renewal); a departed rep's customers are not renewed in this
+# pipeline (they churn, or come back as new deals of the successor).
+_RENEWAL_P, _RENEWAL_P_UNTENDED = 0.60, 0.35
+_RENEWAL_DAYS, _RENEWAL_SD_DAYS = 300.0, 15.0
+# Won deals handed over without any recorded post-sale activity (the customer is left to
+# itself, or served outside the CRM), more often the small ones: about a fifth of the wins.
+# The others get a first touch soon after the win (kpi_post_sale's followed_up_share is
+# about 0.8). Which wins go untended is a systematic sample over the wins in time order,
+# so the share holds month by month instead of scattering binomially around it (at 5,000
+# opportunities a month has only 20-40 wins).
+_UNTENDED_P_SMALL, _UNTENDED_P_LARGE, _UNTENDED_SMALL_AMOUNT = 0.30, 0.15, 10_000.0
 _MIN_WAIT_DAYS = 2 / 24  # keeps consecutive changes of one deal at distinct seconds
 _MAX_STEPS = 80  # far above any simulated path; a safety net, not a model parameter
 
@@ -358,6 +384,7 @@ for _name, _rate in (
     ("closed_lost", 0.2),
     ("onboarding", 2.5),
     ("follow_up", 1.5),
+    ("renewal", 2.2),
 ):
     _ACTIVITY_RATE[_STAGE[_name]] = _rate
 # Terminal stages have no next change; activities spread over this many days after entry.
@@ -367,6 +394,7 @@ for _name, _days in (
     ("closed_lost", 60.0),
     ("onboarding", 45.0),
     ("follow_up", 60.0),
+    ("renewal", 60.0),
 ):
     _TERMINAL_WINDOW_DAYS[_STAGE[_name]] = _days
 
@@ -382,6 +410,7 @@ def _type_mix() -> np.ndarray:
         "closed_lost": (70, 10, 0, 0, 0, 10, 0, 10),
         "onboarding": (5, 5, 10, 0, 0, 0, 80, 0),
         "follow_up": (10, 10, 0, 0, 0, 80, 0, 0),
+        "renewal": (25, 30, 20, 0, 20, 5, 0, 0),
     }
     cdf = np.zeros((_N_CODES + 1, len(_ACTIVITY_TYPES)))
     for name, mix in mixes.items():
@@ -396,6 +425,47 @@ def _type_mix() -> np.ndarray:
 
 _TYPE_CDF = _type_mix()
 _ACT_MEETING_LIKE = np.isin(np.arange(len(_ACTIVITY_TYPES)), [1, 2, 3])  # call, meeting, demo
+
+# Leads whose source was never recorded (an import, a form without the field): their
+# channel is empty, and so is the lead_source of the opportunity they become.
+_NO_CHANNEL_P = 0.02
+
+# ---------------------------------------------------------------------------------------
+# Quotas and exchange rates
+# ---------------------------------------------------------------------------------------
+
+# Each quarter's monthly quotas are published 75 days before the quarter starts, in the
+# middle of the quarter before (so reps know their next two to five months), and a fifth
+# of the reps' quotas are revised two weeks later, when the plan is final. A new hire gets
+# quotas from the month of hire, ramping up over the first three months; when a rep
+# leaves, the quotas already published for the months after the leaving month are revised
+# to 0.
+_QUOTA_PUBLISH_DAYS = 75
+_QUOTA_PUBLISH_HOUR = 14
+_QUOTA_FINALIZE_DAYS = 14
+_QUOTA_REVISED_P, _QUOTA_REVISION_SIGMA = 0.20, 0.10
+_QUOTA_NOISE_SIGMA = 0.08
+_QUOTA_RAMP_MONTHS = 3
+_QUOTA_ROUND = 500.0
+# Quotas are what the rep is expected to win (see _make_quotas), so over the settled
+# months all reps together win about the sum of their quotas. A rep's month is lumpy,
+# though: at 5,000 opportunities a rep wins about 1.3 deals a month, so about a third of
+# the rep-months win nothing and the median attainment is ~0.4-0.5; at 40,000 (4 deals a
+# month) ~0.7, at 1,000,000 ~0.9 with two thirds of the rep-months within 50-130%. The
+# history's first months (an empty pipeline) and new hires' first months fall far below.
+_QUOTA_STRETCH = 1.0
+_QUOTA_MONTHS_AHEAD = 6  # months after the last cutoff's month that quotas are planned for
+# The trend and the reps' shares are fitted on the months where the pipeline has filled to
+# at least this share; the first month's quota is at least this share of a full one.
+_QUOTA_FIT_FILL, _QUOTA_MIN_FILL = 0.3, 0.1
+
+# Reps of these regions carry quotas in EUR, the others in the reporting currency. Deals
+# stay in USD. EUR → USD reference rates are published on weekdays (like the ECB's, at
+# 15:00 UTC); the log rate is a random walk around 1.10, scaled into about 1.055-1.15.
+_CURRENCIES = ("USD", "EUR")
+_EUR_REGIONS = (1,)  # EMEA
+_FX_CENTRE, _FX_DAILY_SIGMA, _FX_LOG_RANGE = 1.10, 0.004, 0.085
+_FX_PUBLISH_HOUR = 15
 
 # ---------------------------------------------------------------------------------------
 # Public API
@@ -447,7 +517,7 @@ def generate(
     batch_ids = tuple(batch_id_for(c) for c in cutoff_times)
 
     world = _World.simulate(opportunities, seed, int(cutoffs[-1]))
-    rows = {entity: 0 for entity in CORE_ENTITIES}
+    rows = {entity: 0 for entity in WRITTEN_ENTITIES}
     out_dir.mkdir(parents=True, exist_ok=True)
     # Arrow writes without holding the GIL, so one writer thread overlaps writing a file
     # with building the next table. Each file still comes from one sequential write.
@@ -488,7 +558,12 @@ _WRITE_ORDER = (
     "contacts",
     "accounts",
     "users",
+    "quotas",
+    "fx_rates",
 )
+# The entities written, in the contract's order: the core ones and the optional quotas
+# and fx_rates.
+WRITTEN_ENTITIES: tuple[str, ...] = (*CORE_ENTITIES, "quotas", "fx_rates")
 
 
 def _check_args(
@@ -839,19 +914,23 @@ class _World:
     @classmethod
     def simulate(cls, n_opps: int, seed: int, last_cutoff: int) -> _World:
         w = cls()
-        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
+        # Children of one SeedSequence are keyed by their index, so streams added at the end
+        # leave the earlier ones (and what they simulate) unchanged.
+        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(11)]
         w.last_cutoff = last_cutoff
         # Creation stops at the start of the last export day; see _make_opportunities.
         w.plan_end = float(last_cutoff - last_cutoff % DAY)
         w.plan_start = w.plan_end - HISTORY_DAYS * DAY
         w._make_users(streams[0], n_opps)
         w._make_accounts(streams[1], n_opps)
-        w._make_opportunities(streams[2], n_opps)
+        w._make_opportunities(streams[2], n_opps, streams[8])
         w._make_leads(streams[3])
         w._finish_accounts(streams[4])
         w._make_contacts(streams[5])
         w._make_activities(streams[6])
         w._finish_users(streams[7])
+        w._make_fx_rates(streams[9])
+        w._make_quotas(streams[10])
         return w
 
     # -- users -----------------------------------------------------------------------
@@ -950,6 +1029,156 @@ class _World:
         left = np.where(self.user_leaver & (last >= 0), left, _NEVER)
         self.user_left = np.where(left > self.last_cutoff, _NEVER, left)
 
+    # -- exchange rates and quotas ----------------------------------------------------
+
+    def _make_fx_rates(self, rng: np.random.Generator) -> None:
+        """EUR → USD reference rates on weekdays, from before the first quota is published
+        (at most two months and _QUOTA_PUBLISH_DAYS before the history's first month) to
+        the last cutoff's day."""
+        first_month = np.datetime64(int(self.plan_start), "s").astype("datetime64[M]")
+        first_day = int(first_month.astype("datetime64[D]").astype(np.int64))
+        lead_days = 62 + _QUOTA_PUBLISH_DAYS + 30
+        days = np.arange(first_day - lead_days, self.last_cutoff // DAY + 1, dtype=np.int64)
+        days = days[(days + 3) % 7 < 5]  # 1970-01-01 was a Thursday; keep Monday-Friday
+        walk = np.cumsum(rng.normal(0.0, _FX_DAILY_SIGMA, days.size))
+        lo, hi = walk.min(), walk.max()
+        walk = (walk - (lo + hi) / 2) * min(1.0, _FX_LOG_RANGE / max(hi - lo, 1e-12))
+        self.fx_day = days
+        self.fx_time = days * DAY + _FX_PUBLISH_HOUR * HOUR
+        self.fx_rate = np.round(_FX_CENTRE * np.exp(walk), 4)
+
+    def _make_quotas(self, rng: np.random.Generator) -> None:
+        """A monthly quota per rep and month, from the first month of the history (or the
+        month of hire) to the months planned ahead of the last cutoff.
+
+        A rep's quota is the company's expected won amount for the quarter times the rep's
+        share of it (what the rep won in settled months against that expectation, a
+        stand-in for the territory's potential), with some noise per quarter and a ramp for
+        new hires. The company's expectation is a linear trend fitted to the simulated wins
+        per month, times the pipeline's fill: the history starts with an empty pipeline
+        (a new sales organisation, or a new CRM), so a month's wins can only come from
+        deals created since, and the plan expects the share of the sales cycle (creation
+        to win, as the wins show it) that fits between the start and the month.
+        """
+        first = np.datetime64(int(self.plan_start), "s").astype("datetime64[M]")
+        cut = np.datetime64(int(self.last_cutoff), "s").astype("datetime64[M]")
+        months = np.arange(first, cut + _QUOTA_MONTHS_AHEAD + 1)
+        n_m = months.size
+        k_cut = int(cut - first)  # the month of the last cutoff; the ones before are whole
+        m0 = int(first.astype(np.int64))  # months since 1970-01
+
+        def month_index(t: np.ndarray) -> np.ndarray:
+            return t.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64) - m0
+
+        # The pipeline's fill per month: the sales cycle's distribution function at the
+        # time since the start, averaged over the days of the month.
+        k = np.arange(n_m)
+        cycle = np.sort(self.win_time - self.opp_created[self.win_opp])
+        month_start = months.astype("datetime64[s]").astype(np.int64)
+        day = np.arange(month_start[0], month_start[-1] + 31 * DAY, DAY) + DAY // 2
+        day_k = np.minimum(month_index(day), n_m - 1)
+        since = day - int(self.plan_start)
+        reached = np.searchsorted(cycle, since, side="right") / max(cycle.size, 1)
+        reached = np.where(since < 0, 0.0, reached if cycle.size else 1.0)
+        fill = np.bincount(day_k, weights=reached, minlength=n_m) / np.bincount(
+            day_k, minlength=n_m
+        )
+
+        # The company's won amount per month, and its trend over the months the pipeline
+        # has filled enough to tell (won ≈ fill × (icpt + slope × k)).
+        wk = month_index(self.win_time)
+        ok = (wk >= 0) & (wk < n_m)
+        won = np.bincount(wk[ok], weights=self.win_amount[ok], minlength=n_m)
+        fit = k[(k < k_cut) & (fill >= _QUOTA_FIT_FILL)]
+        if fit.size >= 2:
+            design = np.column_stack([fill[fit], fill[fit] * fit])
+            (icpt, slope), *_ = np.linalg.lstsq(design, won[fit], rcond=None)
+        else:
+            icpt, slope = won.sum() / max(fill[:k_cut].sum(), 1.0), 0.0
+        floor = max(0.25 * won[fit].mean() if fit.size else 0.0, 1.0)
+
+        def trend(k: np.ndarray) -> np.ndarray:
+            return np.maximum(icpt + slope * k, floor)
+
+        # Reps and their tenure in months of the grid.
+        reps = np.flatnonzero(self.user_role == 2)
+        n_r = reps.size
+        pos = np.full(self.n_users, -1, dtype=np.int64)
+        pos[reps] = np.arange(n_r)
+        hire_k = month_index(self.user_created[reps])
+        left = self.user_left[reps]
+        gone = left != _NEVER
+        leave_k = np.where(gone, month_index(np.where(gone, left, 0)), n_m)
+
+        # Each rep's share of the trend, from settled months after the ramp.
+        owner = pos[self.opp_owner[self.win_opp]]
+        rep_won = np.bincount(
+            owner[ok] * n_m + wk[ok], weights=self.win_amount[ok], minlength=n_r * n_m
+        ).reshape(n_r, n_m)
+        settled = (
+            (k < k_cut)
+            & (fill >= _QUOTA_FIT_FILL)
+            & (k >= hire_k[:, None] + _QUOTA_RAMP_MONTHS)
+            & (k < leave_k[:, None])
+        )
+        expected = (trend(k) * fill * settled).sum(axis=1)
+        share = np.divide(
+            (rep_won * settled).sum(axis=1), expected, out=np.zeros(n_r), where=expected > 0
+        )
+        known = settled.sum(axis=1) >= 3
+        typical = np.median(share[known]) if known.any() else 1.0 / n_r
+        share = np.where(known, np.maximum(share, 0.3 * typical), typical)
+
+        # The grid of rep × month, then the rows that exist.
+        rk = np.broadcast_to(k, (n_r, n_m)).ravel()
+        rr = np.repeat(np.arange(n_r), n_m)
+        month_int = m0 + rk
+        quarter_int = month_int // 3
+        quarter_start = (
+            (quarter_int * 3).astype("datetime64[M]").astype("datetime64[s]").astype(np.int64)
+        )
+        publish = quarter_start - _QUOTA_PUBLISH_DAYS * DAY + _QUOTA_PUBLISH_HOUR * HOUR
+        user = reps[rr]
+        created = np.maximum(publish, self.user_created[user])
+        after_leaving = rk > leave_k[rr]
+        exists = (rk >= hire_k[rr]) & ~(after_leaving & (created > left[rr]))
+        rk, rr, user = rk[exists], rr[exists], user[exists]
+        quarter_int, publish, created = quarter_int[exists], publish[exists], created[exists]
+
+        quarter_mid = quarter_int * 3 + 1 - m0
+        ramp = np.clip((rk - hire_k[rr] + 1) / (_QUOTA_RAMP_MONTHS + 1), 0.0, 1.0)
+        q0 = int(quarter_int.min()) if quarter_int.size else 0
+        n_q = int(quarter_int.max()) - q0 + 1 if quarter_int.size else 1
+        noise = rng.lognormal(0.0, _QUOTA_NOISE_SIGMA, (n_r, n_q))
+        revise = rng.random((n_r, n_q)) < _QUOTA_REVISED_P
+        factor = rng.lognormal(0.0, _QUOTA_REVISION_SIGMA, (n_r, n_q))
+        qi = quarter_int - q0
+        start = np.maximum(fill[rk], _QUOTA_MIN_FILL)
+        usd = _QUOTA_STRETCH * share[rr] * trend(quarter_mid) * start * ramp * noise[rr, qi]
+
+        # In EUR for the reps of the EUR regions, at the rate known when the row is made.
+        eur = np.isin(self.user_region[user], _EUR_REGIONS)
+        at = np.maximum(np.searchsorted(self.fx_time, created, side="right") - 1, 0)
+        local = np.where(eur, usd / self.fx_rate[at], usd)
+
+        def rounded(x: np.ndarray) -> np.ndarray:
+            return np.maximum(_QUOTA_ROUND, np.round(x / _QUOTA_ROUND) * _QUOTA_ROUND)
+
+        draft = rounded(local)
+        final = rounded(local * factor[rr, qi])
+        finalized = publish + _QUOTA_FINALIZE_DAYS * DAY
+        leaving = after_leaving[exists]
+        revised = revise[rr, qi] & (final != draft) & (finalized > created)
+        revised &= ~(leaving & (finalized >= left[rr]))  # no plan for who has gone
+        self.q_owner = user.astype(np.int32)
+        self.q_month = months[rk].astype("datetime64[D]").astype(np.int64)
+        self.q_currency = eur.astype(np.int32)
+        self.q_created = created
+        self.q_revised = np.where(revised, finalized, _NEVER)
+        self.q_zeroed = np.where(leaving, left[rr], _NEVER)
+        self.q_draft, self.q_final = draft, np.where(revised, final, draft)
+        self.q_number = self.user_number[user] * n_m + rk
+
     # -- accounts --------------------------------------------------------------------
 
     def _make_accounts(self, rng: np.random.Generator, n_opps: int) -> None:
@@ -1003,7 +1232,9 @@ class _World:
 
     # -- opportunities -----------------------------------------------------------------
 
-    def _make_opportunities(self, rng: np.random.Generator, n: int) -> None:
+    def _make_opportunities(
+        self, rng: np.random.Generator, n: int, post_rng: np.random.Generator
+    ) -> None:
         self.n_opps = n
         created_plan = np.sort(_grown_times(rng, n, self.plan_start, self.plan_end))
         account = _choice(rng, self.acc_pull, n)
@@ -1063,6 +1294,9 @@ class _World:
         bonus = np.where(np.isin(self.opp_channel, [3, 7]), 0.08, 0.0)  # referral, partner
         rescue = np.clip(0.02 + 0.06 * self.rep_skill[owner] + bonus, 0.0, 0.4)
         ev_opp, ev_stage, ev_plan = self._simulate_pipeline(rng, created_plan, start, junk, rescue)
+        # After the sale, from a stream of its own: the selling phase above stays as it was.
+        self.opp_untended = self._untended_wins(post_rng, ev_opp, ev_stage, ev_plan)
+        ev_opp, ev_stage, ev_plan = self._add_renewals(post_rng, ev_opp, ev_stage, ev_plan)
         ev_time = _working_time(ev_plan, owner_region[ev_opp])
         # First stage change = creation exactly (its plan time was moved with `late`).
         first = _segment_starts(ev_opp)
@@ -1126,6 +1360,60 @@ class _World:
         self.sc_amount = self.v_amount[sc]
         self.opp_number = _rank(created)
         self._ev = (ev_opp, ev_stage, ev_plan)
+        # The wins, for sizing quotas: when, and the amount the deal is won at (a revision
+        # always comes before the first close).
+        won = np.flatnonzero(ev_stage == WON)
+        self.win_opp = ev_opp[won]
+        self.win_time = ev_time[won]
+        self.win_amount = np.where(revised, self.opp_amount_new, self.opp_amount)[self.win_opp]
+
+    def _untended_wins(
+        self,
+        rng: np.random.Generator,
+        ev_opp: np.ndarray,
+        ev_stage: np.ndarray,
+        ev_plan: np.ndarray,
+    ) -> np.ndarray:
+        """Which won deals get no recorded activity after the win: a systematic sample of
+        the wins in time order, each with its class's chance (small deals are left alone
+        more often). Any run of consecutive wins then holds its expected number of
+        untended deals, rounded one way or the other."""
+        won = np.flatnonzero(ev_stage == WON)
+        opp = ev_opp[won]
+        order = np.lexsort((opp, ev_plan[won]))
+        opp = opp[order]
+        small = self.opp_amount[opp] < _UNTENDED_SMALL_AMOUNT
+        p = np.where(small, _UNTENDED_P_SMALL, _UNTENDED_P_LARGE)
+        reach = rng.random() + np.cumsum(p)
+        untended = np.zeros(len(self.opp_amount), dtype=bool)
+        untended[opp] = np.floor(reach) > np.floor(reach - p)
+        return untended
+
+    def _add_renewals(
+        self,
+        rng: np.random.Generator,
+        ev_opp: np.ndarray,
+        ev_stage: np.ndarray,
+        ev_plan: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Append a renewal entry to some deals whose path ends in follow_up (which always
+        comes as won → onboarding → follow_up), about two months before the annual term
+        ends."""
+        last = np.r_[ev_opp[1:] != ev_opp[:-1], True]
+        fu = np.flatnonzero(last & (ev_stage == FOLLOW_UP))
+        opp = ev_opp[fu]
+        won_plan = ev_plan[fu - 2]
+        p = np.where(self.opp_untended[opp], _RENEWAL_P_UNTENDED, _RENEWAL_P)
+        p = np.where(self.user_leaver[self.opp_owner[opp]], 0.0, p)
+        renew = rng.random(fu.size) < p
+        days = rng.normal(_RENEWAL_DAYS, _RENEWAL_SD_DAYS, fu.size)
+        at = np.maximum(won_plan + days * DAY, ev_plan[fu] + 14 * DAY)
+        ev_opp = np.r_[ev_opp, opp[renew]]
+        ev_stage = np.r_[ev_stage, np.full(int(renew.sum()), RENEWAL, np.int8)]
+        ev_plan = np.r_[ev_plan, at[renew]]
+        # A renewal is its deal's last entry: a stable sort by deal keeps time order.
+        order = np.argsort(ev_opp, kind="stable")
+        return ev_opp[order], ev_stage[order], ev_plan[order]
 
     def _simulate_pipeline(
         self,
@@ -1290,6 +1578,10 @@ class _World:
         self.lead_company = rng.integers(0, len(_NAME_PREFIX) * len(_NAME_CORE), n)
         self.lead_freemail = rng.random(n) < 0.15
         self.lead_number = _rank(self.lead_created)
+        # Drawn last, so the leads above are the same with or without the gaps.
+        self.lead_no_channel = rng.random(n) < _NO_CHANNEL_P
+        self.opp_no_source = np.zeros(self.n_opps, dtype=bool)
+        self.opp_no_source[conv] = self.lead_no_channel[:n_conv]
 
     # -- contacts ----------------------------------------------------------------------
 
@@ -1361,7 +1653,14 @@ class _World:
         med = np.where(open_, _STAGE_MEDIAN_DAYS[ev_stage], 1.0) * DAY
         rate[open_] *= np.clip((length[open_] / med[open_]) ** 0.3, 0.6, 1.8)
         rate[self.opp_junk[ev_opp]] = 0.0
+        # Untended wins: nothing recorded after the win (not even at their renewal); the
+        # others get at least one touch between the win and onboarding (or within the
+        # 30 days after the win, without onboarding).
+        untended = self.opp_untended[ev_opp]
+        rate[untended & _POST_WIN[ev_stage]] = 0.0
         count = rng.poisson(rate)
+        tended_win = (ev_stage == WON) & ~untended
+        count[tended_win] = np.maximum(count[tended_win], 1)
         src = np.repeat(np.arange(len(ev_opp)), count)
         opp = ev_opp[src]
         plan = ev_plan[src] + rng.random(src.size) * length[src]
@@ -1630,7 +1929,7 @@ class _World:
                 "created_at": _ts_col(self.lead_created[r], fmt),
                 "email": email,
                 "company": company,
-                "channel": _take(_CHANNELS, self.lead_channel[r]),
+                "channel": _take(_CHANNELS, self.lead_channel[r], ~self.lead_no_channel[r]),
                 "status": _take(_LEAD_STATUSES, status),
                 "score": _double_col(self.lead_score[r], fmt),
                 "owner_id": self._ref("user", self.lead_owner[r]),
@@ -1668,13 +1967,43 @@ class _World:
                 "amount": _double_col(self.v_amount[v], fmt),
                 "currency": _take(["USD"], np.zeros(len(r), dtype=np.int32)),
                 "probability": _double_col(_STAGE_PROB[stage], "parquet"),
-                "lead_source": _take(_CHANNELS, self.opp_channel[r]),
+                "lead_source": _take(_CHANNELS, self.opp_channel[r], ~self.opp_no_source[r]),
                 "close_date": _date_col(self.v_close_day[v]),
                 "is_closed": _bool_col(_IS_CLOSED[stage]),
                 "is_won": _bool_col(_IS_WON[stage]),
                 "lost_reason": _take(_LOST_REASONS, np.maximum(lost, 0), lost >= 0),
                 "updated_at": _ts_col(self.v_time[v], fmt),
                 "is_deleted": _bool_col(self.v_kind[v] == 2),
+            },
+        )
+
+    def _export_quotas(self, cutoff: int, previous: int | None, fmt: str) -> pa.Table:
+        updated = _last_at_or_before(cutoff, self.q_created, self.q_revised, self.q_zeroed)
+        r = self._versioned_rows(self.q_created, updated, self.q_number, cutoff, previous)
+        amount = np.where(
+            self.q_zeroed[r] <= cutoff,
+            0.0,
+            np.where(self.q_revised[r] <= cutoff, self.q_final[r], self.q_draft[r]),
+        )
+        return _table(
+            "quotas",
+            {
+                "owner_id": self._ref("user", self.q_owner[r]),
+                "month": _date_col(self.q_month[r]),
+                "amount": _double_col(amount, fmt),
+                "currency": _take(_CURRENCIES, self.q_currency[r]),
+            },
+        )
+
+    def _export_fx_rates(self, cutoff: int, previous: int | None, fmt: str) -> pa.Table:
+        s = self._event_slice(self.fx_time, cutoff, previous)
+        n = s.stop - s.start
+        return _table(
+            "fx_rates",
+            {
+                "currency": _take(["EUR"], np.zeros(n, dtype=np.int32)),
+                "rate_date": _date_col(self.fx_day[s]),
+                "rate_to_reporting": _double_col(self.fx_rate[s], fmt),
             },
         )
 

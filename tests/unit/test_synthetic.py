@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +19,13 @@ import pytest
 from ingestion.errors import ConfigError
 from ingestion.schema import CORE_ENTITIES, ENTITIES, SQL_TYPES
 from ingestion.stages import DEFAULT_STAGES
-from ingestion.synthetic import _WRITE_ORDER, GenerationSummary, _rep_count, generate
+from ingestion.synthetic import (
+    _WRITE_ORDER,
+    WRITTEN_ENTITIES,
+    GenerationSummary,
+    _rep_count,
+    generate,
+)
 
 END = dt.date(2026, 11, 26)
 N_OPPS = 5000
@@ -41,10 +48,11 @@ def _cutoff(batch_id: str) -> pd.Timestamp:
 
 def _connect(landing: Path, fmt: str = "csv") -> duckdb.DuckDBPyConnection:
     """Views per entity: ``all_<e>`` (every row of every batch, with ``batch``), ``<e>``
-    (versioned: latest row per id; events: distinct rows), as a loader would build them."""
+    (versioned: latest row per id; quotas: the latest batch's row per owner and month;
+    other events: distinct rows), as a loader would build them."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for name in CORE_ENTITIES:
+    for name in WRITTEN_ENTITIES:
         entity = ENTITIES[name]
         pattern = f"{landing}/*/{name}.{fmt}"
         if fmt == "csv":
@@ -61,6 +69,13 @@ def _connect(landing: Path, fmt: str = "csv") -> duckdb.DuckDBPyConnection:
                 f"""CREATE VIEW {name} AS SELECT * EXCLUDE (batch, rn) FROM (
                     SELECT *, row_number() OVER (PARTITION BY {KEYS[name]}
                         ORDER BY updated_at DESC, batch DESC) AS rn FROM all_{name})
+                    WHERE rn = 1"""
+            )
+        elif name == "quotas":
+            con.execute(
+                """CREATE VIEW quotas AS SELECT * EXCLUDE (batch, rn) FROM (
+                    SELECT *, row_number() OVER (PARTITION BY owner_id, month
+                        ORDER BY batch DESC) AS rn FROM all_quotas)
                     WHERE rn = 1"""
             )
         else:
@@ -137,7 +152,7 @@ def test_summary_matches_files(landing: tuple[Path, GenerationSummary]):
     assert summary.out_dir == out
     assert summary.end == END
     assert summary.batch_ids == BATCH_IDS
-    assert list(summary.rows) == list(CORE_ENTITIES)
+    assert list(summary.rows) == list(WRITTEN_ENTITIES)
     for entity, n in summary.rows.items():
         counted = sum(
             sum(1 for _ in (out / b / f"{entity}.csv").open(encoding="utf-8")) - 1
@@ -150,8 +165,9 @@ def test_summary_matches_files(landing: tuple[Path, GenerationSummary]):
     assert BATCH_IDS[0] in text and BATCH_IDS[-1] in text
 
 
-def test_write_order_covers_every_core_entity():
-    assert sorted(_WRITE_ORDER) == sorted(CORE_ENTITIES)
+def test_write_order_covers_every_entity_written():
+    assert (*CORE_ENTITIES, "quotas", "fx_rates") == WRITTEN_ENTITIES
+    assert sorted(_WRITE_ORDER) == sorted(WRITTEN_ENTITIES)
 
 
 def test_a_failed_run_leaves_no_partial_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -161,7 +177,7 @@ def test_a_failed_run_leaves_no_partial_batch(tmp_path: Path, monkeypatch: pytes
 
     def failing_write(table, path, fmt):
         calls.append(path)
-        if len(calls) == len(CORE_ENTITIES) + 3:  # inside the second batch
+        if len(calls) == len(WRITTEN_ENTITIES) + 3:  # inside the second batch
             raise OSError("disk full")
         real_write(table, path, fmt)
 
@@ -183,8 +199,8 @@ def test_layout_is_one_sortable_folder_per_batch(landing: tuple[Path, Generation
     assert all(b - a == pd.Timedelta(days=1) for a, b in itertools.pairwise(cutoffs))
     for batch in BATCH_IDS:
         files = sorted(p.name for p in (out / batch).iterdir())
-        assert files == sorted(f"{e}.csv" for e in CORE_ENTITIES)
-        for entity in CORE_ENTITIES:
+        assert files == sorted(f"{e}.csv" for e in WRITTEN_ENTITIES)
+        for entity in WRITTEN_ENTITIES:
             with (out / batch / f"{entity}.csv").open(encoding="utf-8") as f:
                 assert f.readline().rstrip("\n").split(",") == ENTITIES[entity].column_names
 
@@ -198,7 +214,7 @@ _PATTERNS = {
 }
 
 
-@pytest.mark.parametrize("entity", CORE_ENTITIES)
+@pytest.mark.parametrize("entity", WRITTEN_ENTITIES)
 def test_csv_values_follow_the_text_conventions(
     landing: tuple[Path, GenerationSummary], entity: str
 ):
@@ -230,13 +246,13 @@ def test_same_arguments_give_identical_bytes(tmp_path: Path, fmt: str):
     args = {"opportunities": 400, "batches": 3, "seed": 11, "end": END, "fmt": fmt}
     first = _tree_digest(generate(tmp_path / "a", **args).out_dir)
     second = _tree_digest(generate(tmp_path / "b", **args).out_dir)
-    assert len(first) == 3 * len(CORE_ENTITIES)
+    assert len(first) == 3 * len(WRITTEN_ENTITIES)
     assert first == second
     other = _tree_digest(generate(tmp_path / "c", **{**args, "seed": 12}).out_dir)
     assert other.keys() == first.keys()
     # Every file of the full export differs (small incrementals may both be header-only).
     full = [k for k in first if k.startswith("2026-11-24T0600/")]
-    assert len(full) == len(CORE_ENTITIES)
+    assert len(full) == len(WRITTEN_ENTITIES)
     assert all(other[k] != first[k] for k in full)
 
 
@@ -253,12 +269,12 @@ def test_parquet_holds_the_same_data_as_csv(tmp_path: Path):
         "bigint": pa.int64(),
         "boolean": pa.bool_(),
     }
-    for entity in CORE_ENTITIES:
+    for entity in WRITTEN_ENTITIES:
         schema = pq.read_schema(pq_dir / "2026-11-26T0600" / f"{entity}.parquet")
         assert schema.names == ENTITIES[entity].column_names
         for column in ENTITIES[entity].columns:
             assert schema.field(column.name).type == arrow_types[column.type], column.name
-    for entity in CORE_ENTITIES:
+    for entity in WRITTEN_ENTITIES:
         cols = ", ".join(ENTITIES[entity].column_names)
         sql = f"SELECT {cols}, batch FROM all_{entity} ORDER BY ALL"
         a = csv.execute(sql).df()
@@ -276,7 +292,7 @@ def test_parquet_holds_the_same_data_as_csv(tmp_path: Path):
 
 
 def test_nothing_is_dated_after_its_batch_cutoff(con: duckdb.DuckDBPyConnection):
-    for entity in CORE_ENTITIES:
+    for entity in WRITTEN_ENTITIES:
         for column in ENTITIES[entity].columns:
             if column.type != "timestamp":
                 continue
@@ -293,6 +309,14 @@ def test_nothing_is_dated_after_its_batch_cutoff(con: duckdb.DuckDBPyConnection)
            WHERE is_closed AND close_date > strptime(batch, '%Y-%m-%dT%H%M')::DATE""",
     )
     assert late_close == 0
+    # A rate is published in the afternoon of its day, so a batch (taken at 06:00) holds
+    # the rates of the days before. Quota months may lie ahead: reps plan ahead.
+    late_rate = _one(
+        con,
+        """SELECT count(*) FROM all_fx_rates
+           WHERE rate_date >= strptime(batch, '%Y-%m-%dT%H%M')::DATE""",
+    )
+    assert late_rate == 0
 
 
 def test_versioned_rows_follow_created_and_updated(con: duckdb.DuckDBPyConnection):
@@ -316,6 +340,14 @@ def test_incremental_batches_hold_only_changes_since_previous_cutoff(
                 f"AND NOT (updated_at > '{lo}' AND updated_at <= '{hi}')",
             )
             assert stale == 0, (entity, batch)
+        # A rate is published at 15:00 UTC of its day, never inside the re-sent window.
+        rates = con.execute(
+            f"SELECT min(rate_date), max(rate_date) FROM all_fx_rates WHERE batch = '{batch}'"
+        ).fetchone()
+        assert rates == (None, None) or (rates[0] >= lo.date() and rates[1] < hi.date()), (
+            batch,
+            rates,
+        )
         for entity, ts in (("stage_changes", "changed_at"), ("activities", "occurred_at")):
             outside = _one(
                 con,
@@ -372,6 +404,7 @@ _REFERENCES = [
     ("activities", "lead_id", "leads", "lead_id"),
     ("activities", "contact_id", "contacts", "contact_id"),
     ("activities", "account_id", "accounts", "account_id"),
+    ("quotas", "owner_id", "users", "user_id"),
 ]
 
 
@@ -520,6 +553,7 @@ def test_contacts_belong_to_accounts_with_some_duplicate_emails(con: duckdb.Duck
 def test_leads_have_channels_statuses_and_sane_timestamps(con: duckdb.DuckDBPyConnection):
     channels = {r[0] for r in con.execute("SELECT DISTINCT channel FROM leads").fetchall()}
     assert channels == {
+        None,  # the source was never recorded
         "email",
         "social",
         "paid",
@@ -532,6 +566,7 @@ def test_leads_have_channels_statuses_and_sane_timestamps(con: duckdb.DuckDBPyCo
     }
     statuses = {r[0] for r in con.execute("SELECT DISTINCT status FROM leads").fetchall()}
     assert statuses == {"new", "working", "qualified", "disqualified", "converted"}
+    assert 0.01 <= _one(con, "SELECT avg((channel IS NULL)::INT) FROM leads") <= 0.03
     assert _one(con, "SELECT min(score) >= 0 AND max(score) <= 100 FROM leads")
     assert _one(con, "SELECT count(DISTINCT score) FROM leads") > 50
     bad = _one(
@@ -558,7 +593,9 @@ def test_converted_leads_become_opportunities_at_once(con: duckdb.DuckDBPyConnec
     ).df()
     gap = (rows.created_at - rows.converted_at).dt.total_seconds()
     assert (gap >= 0).all() and gap.max() <= 3600
-    assert (rows.channel == rows.lead_source).all()
+    # The opportunity's lead_source is its lead's channel, empty where that is.
+    assert (rows.channel.fillna("") == rows.lead_source.fillna("")).all()
+    assert 0 < rows.lead_source.isna().sum() < 0.05 * len(rows)
     share_from_leads = len(rows) / _one(con, "SELECT count(*) FROM opportunities")
     assert 0.65 <= share_from_leads <= 0.9
     assert _one(con, "SELECT count(DISTINCT converted_opportunity_id) FROM leads") == len(rows)
@@ -694,10 +731,12 @@ def test_paths_include_skips_regressions_revivals_and_post_sale(transitions: pd.
     revived = (t.stage == "closed_lost") & t.next_stage.isin(OPEN_STAGES)
     assert revived.sum() > 20
     assert set(t.next_stage[revived]) >= {"qualification"}
-    # Post-sale: won → onboarding → follow_up, and nothing else follows a win.
+    # Post-sale: won → onboarding → follow_up → renewal, and nothing else follows a win.
     after_won = t.next_stage[t.stage == "closed_won"]
     assert set(after_won) == {"onboarding"}
     assert set(t.next_stage[t.stage == "onboarding"]) == {"follow_up"}
+    assert set(t.next_stage[t.stage == "follow_up"]) == {"renewal"}
+    assert (t.stage == "renewal").sum() == 0  # the last stage of a deal's history
     assert len(after_won) / (transitions.stage == "closed_won").sum() > 0.7
     assert ((t.stage == "negotiation") & (t.next_stage == "closed_won")).sum() > 100
 
@@ -795,18 +834,25 @@ def test_real_win_rates_per_reached_stage_differ_from_configured(
     assert share.is_monotonic_increasing
 
 
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    """40,000 opportunities, so that sampling noise is a few points at most; parquet and
+    one batch keep it to seconds."""
+    out = tmp_path_factory.mktemp("synthetic_large") / "landing"
+    generate(out, opportunities=40_000, batches=1, seed=7, end=END, fmt="parquet")
+    return _connect(out, "parquet")
+
+
 def test_a_year_of_closes_forecasts_the_open_deals_and_configured_over_predicts(
-    tmp_path: Path,
+    large: duckdb.DuckDBPyConnection,
 ):
     # The generator has no drift (an earlier version let win rates fall about 4 points a
     # year, and its test checked that fall; it was removed because a one-year window then
     # lags reality and the learned forecast over-predicts too). What the forecast
     # backtest relies on is checked instead: the rates hold over the history, so rates
     # learned from the closes of the past year forecast the deals open at a month end,
-    # while the configured probabilities over-predict them. 40,000 opportunities, so that
-    # sampling noise is a few points at most; parquet and one batch keep it to seconds.
-    out = generate(tmp_path / "l", opportunities=40_000, batches=1, seed=7, end=END, fmt="parquet")
-    con = _connect(out.out_dir, "parquet")
+    # while the configured probabilities over-predict them.
+    con = large
 
     def rates(start: str, stop: str) -> pd.Series:
         where = f"c.closed_at >= {start} AND c.closed_at < {stop}"
@@ -934,3 +980,250 @@ def test_won_deals_get_post_sale_activities(con: duckdb.DuckDBPyConnection):
             WHERE o.is_won AND c.closed_at < TIMESTAMP '{END}' - INTERVAL 90 DAY""",
     )
     assert share > 0.6
+
+
+# --- After the sale ----------------------------------------------------------------------------
+
+# Each won deal (not deleted) with its win, the entry into closed_won (a deal wins once).
+_WINS = """SELECT o.opportunity_id, o.owner_id, o.amount, min(s.changed_at) AS won_at
+           FROM opportunities o JOIN stage_changes s USING (opportunity_id)
+           WHERE o.is_won AND NOT o.is_deleted AND s.stage = 'closed_won' GROUP BY ALL"""
+
+
+def test_won_deals_get_a_first_touch_soon_after_the_win_except_about_a_fifth(
+    con: duckdb.DuckDBPyConnection,
+):
+    # kpi_post_sale's followed_up_share with forecast.follow_up_days = 30: an activity on
+    # the deal in (closed_at, closed_at + 30 days], over the wins whose window has passed.
+    wins = con.execute(
+        f"""WITH w AS ({_WINS})
+            SELECT date_trunc('month', w.won_at) AS month,
+                   EXISTS (SELECT 1 FROM activities a WHERE a.opportunity_id = w.opportunity_id
+                           AND a.occurred_at > w.won_at
+                           AND a.occurred_at <= w.won_at + INTERVAL 30 DAY) AS followed,
+                   NOT EXISTS (SELECT 1 FROM activities a
+                               WHERE a.opportunity_id = w.opportunity_id
+                                 AND a.occurred_at > w.won_at) AS untouched
+            FROM w WHERE w.won_at + INTERVAL 30 DAY <= TIMESTAMP '{_cutoff(BATCH_IDS[-1])}'"""
+    ).df()
+    assert len(wins) > 400
+    assert 0.6 <= wins.followed.mean() <= 0.9, wins.followed.mean()
+    # Some wins get no recorded activity at all after the win.
+    assert 0.15 <= wins.untouched.mean() <= 0.25, wins.untouched.mean()
+    # Month by month too, not only on average (months with enough wins to tell).
+    by_month = wins.groupby("month").followed.agg(["mean", "size"])
+    busy = by_month[by_month["size"] >= 15]
+    assert len(busy) >= 15
+    assert busy["mean"].between(0.6, 0.9).all(), busy["mean"].to_dict()
+    # After the win: onboarding and follow-up work, the first touch within days.
+    after = con.execute(
+        f"""WITH w AS ({_WINS})
+            SELECT w.opportunity_id, a.activity_type, a.occurred_at - w.won_at AS after
+            FROM w JOIN activities a USING (opportunity_id) WHERE a.occurred_at > w.won_at"""
+    ).df()
+    assert {"onboarding", "follow_up"} <= set(after.activity_type)
+    assert after.groupby("opportunity_id").after.min().median() < pd.Timedelta(days=7)
+
+
+def test_some_won_deals_reach_renewal_about_ten_months_after_the_win(
+    con: duckdb.DuckDBPyConnection,
+):
+    rows = con.execute(
+        f"""WITH w AS ({_WINS})
+            SELECT w.won_at, r.changed_at AS renewed_at,
+                   EXISTS (SELECT 1 FROM stage_changes f WHERE f.opportunity_id = w.opportunity_id
+                           AND f.stage = 'follow_up' AND f.changed_at < r.changed_at)
+                       AS after_follow_up
+            FROM w LEFT JOIN stage_changes r
+                 ON r.opportunity_id = w.opportunity_id AND r.stage = 'renewal'"""
+    ).df()
+    renewed = rows.dropna(subset=["renewed_at"])
+    assert len(renewed) > 30
+    assert renewed.after_follow_up.all()
+    days = (renewed.renewed_at - renewed.won_at).dt.days
+    assert days.between(240, 400).all(), (days.min(), days.max())
+    # Of the wins old enough to have come up for renewal, some renew.
+    old = rows[rows.won_at < _cutoff(BATCH_IDS[-1]) - pd.Timedelta(days=400)]
+    assert len(old) > 100
+    assert 0.15 <= old.renewed_at.notna().mean() <= 0.6, old.renewed_at.notna().mean()
+
+
+# --- Quotas and exchange rates ----------------------------------------------------------------
+
+# A rep is a user whose manager runs a team.
+_REPS = """SELECT u.* FROM users u JOIN users m ON m.user_id = u.manager_id
+           WHERE m.team IS NOT NULL"""
+
+
+def test_quotas_pass_the_hygiene_rules(con: duckdb.DuckDBPyConnection):
+    # What the gate checks (the owner's existence is in test_references_resolve_...):
+    # month is a first day, one row per owner and month in a batch, amounts not negative.
+    assert _one(con, "SELECT count(*) FROM all_quotas") > 300
+    assert _one(con, "SELECT count(*) FROM all_quotas WHERE day(month) <> 1") == 0
+    assert (
+        _one(con, "SELECT count(*) - count(DISTINCT (owner_id, month, batch)) FROM all_quotas") == 0
+    )
+    assert _one(con, "SELECT count(*) FROM all_quotas WHERE amount < 0") == 0
+    # Quotas are the reps': from the month they were hired, never before.
+    assert (
+        _one(
+            con,
+            f"""SELECT count(*) FROM all_quotas q LEFT JOIN ({_REPS}) r ON r.user_id = q.owner_id
+            WHERE r.user_id IS NULL OR q.month < date_trunc('month', r.created_at)""",
+        )
+        == 0
+    )
+
+
+def test_every_rep_has_a_quota_for_every_month_and_plans_ahead(con: duckdb.DuckDBPyConnection):
+    last = _cutoff(BATCH_IDS[-1])
+    first_month = (last - pd.Timedelta(days=730)).to_period("M").to_timestamp()
+    months = con.execute("SELECT min(month), max(month) FROM quotas").fetchone()
+    assert pd.Timestamp(months[0]) == first_month  # the first month of the history
+    # Reps plan ahead: at least two months after the month of the last batch.
+    assert pd.Timestamp(months[1]) >= (last.to_period("M") + 2).to_timestamp()
+    # Each rep still active: every month from the history's first (or the hire) on.
+    gaps = con.execute(
+        f"""WITH reps AS ({_REPS}),
+            months AS (SELECT unnest(generate_series(DATE '{first_month.date()}',
+                                     DATE '{(last.to_period("M") + 2).to_timestamp().date()}',
+                                     INTERVAL 1 MONTH))::DATE AS month)
+            SELECT count(*) FROM reps r JOIN months m
+                ON m.month >= date_trunc('month', r.created_at)
+            WHERE r.is_active AND NOT EXISTS (
+                SELECT 1 FROM quotas q WHERE q.owner_id = r.user_id AND q.month = m.month)"""
+    ).fetchone()[0]
+    assert gaps == 0
+    # A rep who left keeps no quota for the months after leaving (revised to 0).
+    left_over = _one(
+        con,
+        f"""SELECT count(*) FROM quotas q JOIN ({_REPS}) r ON r.user_id = q.owner_id
+            WHERE NOT r.is_active AND q.month > date_trunc('month', r.updated_at)
+              AND q.amount > 0""",
+    )
+    assert left_over == 0
+    # Quotas move with the plan: the business grows, so the second year's exceed the
+    # first's (each currency on its own).
+    totals = con.execute(
+        f"""SELECT currency,
+                   sum(amount) FILTER (WHERE month < DATE '{first_month.date()}' + 12 * m),
+                   sum(amount) FILTER (WHERE month >= DATE '{first_month.date()}' + 12 * m
+                                         AND month < DATE '{first_month.date()}' + 24 * m)
+            FROM quotas, (SELECT INTERVAL 1 MONTH AS m) GROUP BY 1"""
+    ).fetchall()
+    for currency, first_year, second_year in totals:
+        assert second_year > 1.2 * first_year, currency
+
+
+def test_quotas_are_published_ahead_and_revised_in_later_batches(tmp_path: Path):
+    # Q1 2027's quotas are published on 2026-10-18 (75 days ahead) and a fifth of the
+    # reps' are revised on 2026-11-01, when the plan is final: daily batches from
+    # 2026-10-17 to 2026-11-02 see both.
+    out = generate(tmp_path / "l", opportunities=5000, batches=17, seed=7, end=dt.date(2026, 11, 2))
+    con = _connect(out.out_dir)
+    per_batch = con.execute(
+        """SELECT batch, count(*), count(DISTINCT (owner_id, month)), min(month), max(month)
+           FROM all_quotas GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    assert [b for b, *_ in per_batch] == [out.batch_ids[0], "2026-10-19T0600", out.batch_ids[-1]]
+    assert all(n == distinct for _, n, distinct, *_ in per_batch)  # one row per key in a batch
+    assert per_batch[0][4] == dt.date(2026, 12, 1)  # the quarter then planned
+    # The next quarter arrives whole, for each rep still there.
+    _, n, _, first, last = per_batch[1]
+    active = _one(con, f"SELECT count(*) FROM ({_REPS}) WHERE is_active")
+    assert (first, last, n) == (dt.date(2027, 1, 1), dt.date(2027, 3, 1), 3 * active)
+    # The final plan revises some of them: the same keys with other amounts, which the
+    # later batch's rows supersede.
+    revised = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE a.amount = b.amount AND
+                                              a.currency = b.currency)
+            FROM all_quotas a JOIN all_quotas b USING (owner_id, month)
+            WHERE a.batch = '2026-10-19T0600' AND b.batch = '{out.batch_ids[-1]}'"""
+    ).fetchone()
+    assert revised[0] == per_batch[2][1] >= 3 and revised[1] == 0
+
+
+def test_emea_quotas_are_in_eur_and_every_one_has_a_rate(con: duckdb.DuckDBPyConnection):
+    assert (
+        _one(
+            con,
+            """SELECT count(*) FROM quotas q JOIN users u ON u.user_id = q.owner_id
+           WHERE (q.currency = 'EUR') <> (u.region = 'EMEA') OR q.currency NOT IN ('EUR', 'USD')""",
+        )
+        == 0
+    )
+    assert _one(con, "SELECT count(*) FROM quotas WHERE currency = 'EUR'") > 50
+    # The pipeline converts at the rate of the month's first day, else the latest earlier
+    # one: every EUR quota month has a rate on or before its first day, delivered no later
+    # than the quota itself.
+    missing = _one(
+        con,
+        """SELECT count(*) FROM all_quotas q WHERE q.currency = 'EUR' AND NOT EXISTS (
+               SELECT 1 FROM all_fx_rates r WHERE r.currency = 'EUR'
+                 AND r.rate_date <= q.month AND r.batch <= q.batch)""",
+    )
+    assert missing == 0
+    # Deals are in the reporting currency (so they need no rate).
+    assert _one(con, "SELECT count(*) FROM all_opportunities WHERE currency <> 'USD'") == 0
+
+
+def test_fx_rates_are_a_gentle_walk_on_every_weekday(con: duckdb.DuckDBPyConnection):
+    rates = con.execute("SELECT * FROM fx_rates ORDER BY rate_date").df()
+    assert set(rates.currency) == {"EUR"}
+    assert rates.rate_date.is_unique
+    assert rates.rate_to_reporting.between(1.05, 1.15).all()
+    dates = pd.to_datetime(rates.rate_date)
+    assert (dates.dt.dayofweek < 5).all()  # weekdays, like reference rates
+    assert dates.diff().max() <= pd.Timedelta(days=3)  # every weekday
+    # From before the first quota and the first deal to the last batch's eve.
+    first_quota = _one(con, "SELECT min(month) FROM quotas")
+    first_deal = _one(con, "SELECT min(created_at) FROM opportunities")
+    assert dates.iloc[0] < pd.Timestamp(first_quota) and dates.iloc[0] < first_deal
+    assert _cutoff(BATCH_IDS[-1]) - dates.iloc[-1] <= pd.Timedelta(days=4)
+    step = np.log(rates.rate_to_reporting).diff().abs().dropna()
+    assert step.max() < 0.02 and rates.rate_to_reporting.nunique() > 100
+
+
+def _attainment(con: duckdb.DuckDBPyConnection, last: pd.Timestamp) -> pd.DataFrame:
+    """Per rep and settled quota month (before the month of ``last``): the won amount of
+    the rep's deals won in the month ÷ the quota in USD (EUR at the rate of the month's
+    first day, else the latest earlier one)."""
+    return con.execute(
+        f"""WITH w AS ({_WINS}),
+            won AS (SELECT owner_id, date_trunc('month', won_at)::DATE AS month,
+                           sum(amount) AS won FROM w GROUP BY ALL),
+            q AS (SELECT q.owner_id, q.month,
+                         CASE WHEN q.currency = 'EUR' THEN q.amount * r.rate_to_reporting
+                              ELSE q.amount END AS quota
+                  FROM quotas q ASOF LEFT JOIN fx_rates r
+                       ON q.currency = r.currency AND q.month >= r.rate_date)
+            SELECT q.*, coalesce(won.won, 0) AS won, coalesce(won.won, 0) / q.quota AS attainment
+            FROM q LEFT JOIN won USING (owner_id, month)
+            WHERE q.quota > 0 AND q.month < DATE '{last.to_period("M").to_timestamp().date()}'"""
+    ).df()
+
+
+def test_quotas_are_sized_to_what_reps_win(con: duckdb.DuckDBPyConnection):
+    att = _attainment(con, _cutoff(BATCH_IDS[-1]))
+    assert att.quota.notna().all() and len(att) > 300
+    # After the first three months (the pipeline of a new CRM fills up), all reps together
+    # win about their quotas ...
+    start = att.month.min() + pd.DateOffset(months=3)
+    later = att[att.month >= start]
+    assert 0.85 <= later.won.sum() / later.quota.sum() <= 1.15
+    # ... while single rep-months are lumpy (a rep wins about 1.3 deals a month at this
+    # size): some far below, some well above.
+    assert (att.attainment < 0.25).mean() > 0.1
+    assert (att.attainment > 1.3).mean() > 0.1
+
+
+def test_median_attainment_is_realistic_when_reps_win_several_deals_a_month(
+    large: duckdb.DuckDBPyConnection,
+):
+    # At 40,000 opportunities a rep wins about 4 deals a month: the median rep-month
+    # attains 60-120% of quota, and most attain between 30% and 160%.
+    att = _attainment(large, pd.Timestamp(f"{END}T06:00"))
+    assert len(att) > 1000
+    assert 0.6 <= att.attainment.median() <= 1.2, att.attainment.median()
+    assert att.attainment.between(0.3, 1.6).mean() > 0.5
+    assert (att.attainment < 0.25).mean() > 0.02  # and some far below
