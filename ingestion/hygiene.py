@@ -25,6 +25,8 @@ The frame contract (one batch's staged rows of one entity, before publishing):
 - ``_source_row`` (int) and ``_source_file`` (str, optional): the pair identifies a row,
   and failing rows are reported as ``(source_file, source_row)`` pairs (file ``None``
   when the frame has no ``_source_file``);
+- ``_export_file`` and ``_export_line`` (str, optional): the CRM export file and line a
+  converted row came from; a failing row is then named by them (``row_reference``);
 - ``<c>__parses`` (bool) for each non-string contract column ``c`` the file had: False
   where the raw text did not parse (absent: every value parsed); optionally ``<c>__raw``
   (the raw text), shown as the example of a parse failure;
@@ -168,6 +170,9 @@ class Outcome:
     observed: str | None
     # Lines the message ends with: for unmapped stage labels, the config lines to add.
     detail: str | None = None
+    # How the message names each of ``unexpected_rows`` (same order): the CRM export's
+    # file and line when the row came from one (row_reference); empty: from the pairs.
+    row_refs: tuple[str, ...] = ()
 
     def describe(self) -> str:
         r = self.rule
@@ -180,16 +185,38 @@ class Outcome:
         if self.examples:
             parts.append(f"Examples: {', '.join(self.examples)}.")
         if self.unexpected_rows:
-            shown = ", ".join(
-                f"{f}:{row}" if f is not None else f"row {row}"
-                for f, row in self.unexpected_rows[:_ROWS_IN_DESCRIPTION]
-            )
+            refs = self.row_refs or tuple(row_reference(f, r) for f, r in self.unexpected_rows)
+            shown = ", ".join(refs[:_ROWS_IN_DESCRIPTION])
             more = len(self.unexpected_rows) - _ROWS_IN_DESCRIPTION
             parts.append(f"Rows: {shown}{f' and {more:,} more' if more > 0 else ''}.")
         if self.observed:
             parts.append(f"Observed: {self.observed}.")
         parts.append(f"Fix: {r.fix}")
         return " ".join(parts) + (f"\n{self.detail}" if self.detail else "")
+
+
+def row_reference(
+    source_file: str | None,
+    source_row: int,
+    export_file: str | None = None,
+    export_line: str | None = None,
+) -> str:
+    """How a message names a row: the CRM export's own file and line when the row was
+    converted from one (``Opportunity.csv:42``, or ``Opportunity.csv record 41 (line 42
+    without multi-line values)`` when the file has values spanning lines), else the
+    landing file's (``<batch>/<entity>.csv:5``), else ``row 5``."""
+    if _present(export_file) and _present(export_line):
+        line = str(export_line).strip()
+        return f"{export_file}:{line}" if line.isdigit() else f"{export_file} {line}"
+    return f"{source_file}:{source_row}" if source_file is not None else f"row {source_row}"
+
+
+def _present(value: Any) -> bool:
+    return (
+        value is not None
+        and not (isinstance(value, float) and np.isnan(value))
+        and (str(value).strip() not in ("", "<NA>", "nan", "None"))
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -1073,15 +1100,17 @@ def _map_outcome(check: _Check, severity: Severity, result: Any, source: _Source
     success = bool(result.success) and count == 0
     if not success and count == 0:
         raise HygieneError(f"{check.rule.name}: GX failed the rule without failing rows")
+    rows, refs = _row_ids(source, positions)
     return Outcome(
         rule=check.rule,
         severity=severity,
         success=success,
         element_count=int(info.get("element_count", source.n)),
         unexpected_count=count,
-        unexpected_rows=_row_ids(source, positions),
+        unexpected_rows=rows,
         examples=_examples(check, source, positions),
         observed=_observed(check, source, positions),
+        row_refs=refs,
     )
 
 
@@ -1094,14 +1123,33 @@ def _observed(check: _Check, source: _Source, positions: np.ndarray) -> str | No
     return f"failing values {low}" if low == high else f"failing values from {low} to {high}"
 
 
-def _row_ids(source: _Source, positions: np.ndarray) -> tuple[tuple[str | None, int], ...]:
+def _row_ids(
+    source: _Source, positions: np.ndarray
+) -> tuple[tuple[tuple[str | None, int], ...], tuple[str, ...]]:
+    """The failing rows' (source_file, source_row) pairs, sorted, and how the message
+    names each: by the export file and line (optional ``_export_file`` and
+    ``_export_line`` frame columns, set for rows an adapter converted), else the pair."""
     if not len(positions):
-        return ()
+        return (), ()
     rows = source.frame["_source_row"].to_numpy()[positions].tolist()
-    files_col = source.raw("_source_file")
-    files = files_col[positions].tolist() if files_col is not None else [None] * len(rows)
-    pairs = zip(files, (int(r) for r in rows), strict=True)
-    return tuple(sorted(pairs, key=lambda p: (p[0] or "", p[1])))
+
+    def column(name: str) -> list[Any]:
+        values = source.raw(name)
+        return values[positions].tolist() if values is not None else [None] * len(rows)
+
+    found = sorted(
+        zip(
+            column("_source_file"),
+            (int(r) for r in rows),
+            column("_export_file"),
+            column("_export_line"),
+            strict=True,
+        ),
+        key=lambda p: (p[0] or "", p[1]),
+    )
+    pairs = tuple((f, r) for f, r, _ef, _el in found)
+    refs = tuple(row_reference(*p) for p in found)
+    return pairs, refs
 
 
 def _examples(check: _Check, source: _Source, positions: np.ndarray) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ from ingestion.landing import (
 )
 from ingestion.schema import (
     ENTITIES,
+    EXPORT_LINEAGE,
     LINEAGE_COLUMNS,
     ONE_VERSION_PER_KEY,
     PROCESSING_ORDER,
@@ -416,6 +417,12 @@ def _stage_file(
         "_attributes": _json_object(extras),
     }
     columns = typed + [f"{lineage[name]} AS {name}" for name, _ in LINEAGE_COLUMNS] + flags
+    # A converted CRM export's file and line of each row (ingestion.sources.export): kept
+    # in _attributes like any extra column, and beside it while staged, so the gate names
+    # the user's own file and line instead of the converted file.
+    columns += [
+        f"CAST({quote_ident(by_name[c])} AS VARCHAR) AS {c}" for c in EXPORT_LINEAGE if c in by_name
+    ]
     try:
         con.execute(
             f"CREATE TEMP TABLE {table} AS SELECT {', '.join(columns)} "
@@ -534,7 +541,8 @@ def _validation_frame(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged
     available = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {s.candidates}").fetchall()} | {
         flag.rsplit(" AS ", 1)[1] for flag in flags
     }
-    wanted = [c for c in frame_columns(entity.name) if c in available]
+    # The export file and line of an adapter's row name it in messages (optional).
+    wanted = [c for c in (*frame_columns(entity.name), *EXPORT_LINEAGE) if c in available]
     select = ", ".join(["c.*", *flags])
     return con.execute(
         f"SELECT {', '.join(wanted)} FROM (SELECT {select} FROM {s.candidates} c {' '.join(joins)})"

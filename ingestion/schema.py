@@ -243,6 +243,11 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_attributes", "VARCHAR"),
 )
 
+# Columns of a canonical row converted from a CRM export: the export file's name and the
+# row's line in it (ingestion.sources.export). Every export view has them; adapters pass
+# them on; the loader keeps them in _attributes and names failing rows by them.
+EXPORT_LINEAGE: tuple[str, ...] = ("_export_file", "_export_line")
+
 LANDING_FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
 
 # Value sets of the contract (docs/data-model.md).

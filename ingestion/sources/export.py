@@ -25,7 +25,7 @@ import duckdb
 
 from ingestion.errors import LandingError
 from ingestion.landing import first_line, refuse_outside_link
-from ingestion.schema import ENTITIES
+from ingestion.schema import ENTITIES, EXPORT_LINEAGE
 
 DATE_ORDERS = ("mdy", "dmy")
 _VIEWS = itertools.count(1)
@@ -72,6 +72,13 @@ class Export:
 
     def bool(self, name: str) -> str:
         return bool_sql(self.col(name))
+
+    def lineage(self) -> list[str]:
+        """SELECT items carrying each row's place in the export file (``_export_file``,
+        ``_export_line``) to the canonical row it becomes, so the gate names the user's
+        own file and line (``Opportunity.csv:42``), not the converted file. Only for a
+        query reading this file's view alone (one canonical row per export row)."""
+        return [f"{c} AS {c}" for c in EXPORT_LINEAGE]
 
     def extras(self, mapped: Iterable[str], entity: str) -> list[str]:
         """SELECT items for the columns the adapter did not map, kept as attributes (the
@@ -185,14 +192,24 @@ class ExportBatch:
         # View names are unique per process: an adapter may read earlier batches' files
         # (another ExportBatch) on the same connection beside this one's.
         view = f"_export_{next(_VIEWS)}"
+        scan = (
+            f"read_csv({sql_str(str(path))}, header = true, all_varchar = true, "
+            f"delim = {sql_str(delimiter)}, quote = '\"', escape = '\"', "
+            f"null_padding = true, parallel = false)"
+        )
         try:
+            (records,) = self.con.execute(f"SELECT count(*) FROM {scan}").fetchone()
             self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_csv("
-                f"{sql_str(str(path))}, header = true, all_varchar = true, "
-                f"delim = {sql_str(delimiter)}, quote = '\"', escape = '\"', "
-                f"null_padding = true, parallel = false)"
+                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT *, "
+                f"{sql_str(path.name)} AS _export_file, "
+                f"{_line_sql(path, records)} AS _export_line "
+                f"FROM (SELECT *, row_number() OVER () AS _export_record FROM {scan})"
             )
-            columns = [r[0] for r in self.con.execute(f"DESCRIBE {view}").fetchall()]
+            columns = [
+                r[0]
+                for r in self.con.execute(f"DESCRIBE {view}").fetchall()
+                if r[0] not in (*EXPORT_LINEAGE, "_export_record")
+            ]
         except duckdb.Error as exc:
             raise LandingError(
                 f"{path}: cannot be read as a CSV export with delimiter {delimiter!r} "
@@ -201,6 +218,25 @@ class ExportBatch:
         export = Export(path, view, {_norm(c): c for c in columns}, date_order or self.date_order)
         self.reads.append(export)
         return export
+
+
+def _line_sql(path: Path, records: int) -> str:
+    """The row's line in the file, as text: the line a user opens the file at
+    (``42``: the header is line 1) when every record is one line. A file with more
+    lines than records + 1 (values spanning lines, blank lines) gets the record number
+    instead, saying so: ``record 41 (line 42 without multi-line values)``."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"
+    if lines == records + 1:
+        return "CAST(_export_record + 1 AS VARCHAR)"
+    return (
+        "'record ' || _export_record || ' (line ' || (_export_record + 1) || "
+        "' without multi-line values)'"
+    )
 
 
 @dataclass

@@ -336,6 +336,7 @@ def _opportunities(batch: ExportBatch, deals: Export, notes: list[str]) -> str:
         f"{_ts(deals, cols['updated_at'])} AS updated_at",
         f"{is_deleted} AS is_deleted",
         *deals.extras(used + stage_columns, "opportunities"),
+        *deals.lineage(),
     ]
     return f"SELECT {', '.join(items)} FROM {deals.view}"
 
@@ -435,6 +436,7 @@ def _select(
             expr = _first_id(expr)
         items.append(f"{expr} AS {quote(column)}")
     items += export.extras(used, entity)
+    items += export.lineage()
     return f"SELECT {', '.join(items)} FROM {export.view}"
 
 

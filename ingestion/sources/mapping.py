@@ -623,6 +623,7 @@ def _entity_sql(em: EntityMap, ex: Export, mp: MappingFile) -> str:
         for col in ENTITIES[em.entity].columns
     ]
     items += ex.extras(em.sources(), em.entity)
+    items += ex.lineage()
     return f"SELECT {', '.join(items)} FROM {ex.view}"
 
 

@@ -244,7 +244,7 @@ def _select(
     if missing:
         notes.append(f"{export.path.name} has no {', '.join(missing)} column: left empty")
     mapped = [f for _, _, fields in items for f in fields if f not in keep]
-    return ", ".join(selected + export.extras(mapped, entity))
+    return ", ".join(selected + export.extras(mapped, entity) + export.lineage())
 
 
 # --- entities ------------------------------------------------------------------------

@@ -70,7 +70,13 @@ def test_raw_rows_namespaced_with_attributes(built):
     ((attributes,),) = query(
         built, "select _attributes from raw.opportunities where opportunity_id = 'mapping:D-101'"
     )
-    assert json.loads(attributes) == {"tags": "upsell;web", "region": "North"}
+    # The export row it came from is kept too (line 2 of deals.csv: the header is line 1).
+    assert json.loads(attributes) == {
+        "tags": "upsell;web",
+        "region": "North",
+        "_export_file": "deals.csv",
+        "_export_line": "2",
+    }
     assert query(
         built,
         "select owner_id, account_id, currency from raw.opportunities "

@@ -238,3 +238,21 @@ def test_a_missing_exchange_rate_blocks_instead_of_a_null(tmp_path, capsys):
         "blocked: check marts/fct_opportunities:assert_amount_reporting_has_fx_rate failed" in err
     )
     assert "no DatedConversionRate or CurrencyType file" in err  # the conversion's note
+
+
+def test_a_bad_row_is_named_by_its_export_file_and_line(tmp_path, capsys):
+    # Opp5's CloseDate, on line 6 of batch 1's Opportunity.csv, does not parse: the gate
+    # names that file and line, not the converted file the user never wrote.
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURE, landing)
+    path = landing / "2026-03-07T0600" / "Opportunity.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert "Opp5" in lines[5]
+    lines[5] = lines[5].replace(",2026-04-30,", ",sometime in April,", 1)
+    assert "sometime in April" in lines[5]
+    path.write_text("".join(lines), encoding="utf-8")
+    run_pipeline(landing, tmp_path / "w.duckdb", AS_OF, source="salesforce")
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert "Rows: Opportunity.csv:6." in output, output
+    assert "opportunities.csv:6" not in output  # the converted file's row, never shown

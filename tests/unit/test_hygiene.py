@@ -26,6 +26,7 @@ from ingestion.hygiene import (
     frame_columns,
     mask_value,
     required_flag_columns,
+    row_reference,
     rules_for,
     validate_batch,
 )
@@ -638,3 +639,30 @@ def test_conflict_message_says_every_version_is_quarantined():
     assert text.startswith("quotas.key_not_conflicting (error, row): 2 of 3 rows fail")
     assert "Every version of the key is quarantined, none is guessed" in text
     assert "what an earlier batch stored for the key stays" in text
+
+
+# --- row references ----------------------------------------------------------------------
+
+
+def test_row_reference_prefers_the_export_file_and_line():
+    assert row_reference("b/opportunities.csv", 5, "Opportunity.csv", "42") == (
+        "Opportunity.csv:42"
+    )
+    assert row_reference(
+        "b/accounts.csv", 3, "Account.csv", "record 3 (line 4 without multi-line values)"
+    ) == ("Account.csv record 3 (line 4 without multi-line values)")
+    # A canonical (crm) landing: the landing file's row, as before.
+    assert row_reference("b/opportunities.csv", 5) == "b/opportunities.csv:5"
+    assert row_reference("b/opportunities.csv", 5, None, None) == "b/opportunities.csv:5"
+    assert row_reference(None, 5) == "row 5"
+
+
+def test_a_failing_row_is_named_by_its_export_line_when_the_frame_has_it():
+    frame = clean("opportunities")
+    frame["_source_file"] = "b/opportunities.csv"
+    frame["_export_file"] = "Opportunity.csv"
+    frame["_export_line"] = [str(n + 1) for n in frame["_source_row"]]
+    frame.loc[1, "opportunity_id"] = None
+    outcome = run("opportunities", frame)["opportunities.opportunity_id_not_null"]
+    assert outcome.unexpected_rows == (("b/opportunities.csv", int(frame.loc[1, "_source_row"])),)
+    assert f"Rows: Opportunity.csv:{int(frame.loc[1, '_source_row']) + 1}." in outcome.describe()

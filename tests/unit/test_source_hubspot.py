@@ -149,6 +149,7 @@ def test_batch1_companies_contacts_owners(fixture_out):
     assert list(accounts["hubspot:7001"]) == [
         "account_id", "name", "industry", "country", "employee_count", "annual_revenue",
         "created_at", "updated_at", "is_deleted", "domain", "lifecyclestage",
+        "_export_file", "_export_line",
     ]  # fmt: skip
     globex = accounts["hubspot:7002"]
     assert (globex["name"], globex["employee_count"], globex["annual_revenue"]) == (

@@ -105,7 +105,7 @@ def test_other_files_mixed_case_headers_trailing_column_quoted_newline(converted
     # The trailing empty header column is dropped, Phone is kept, Yes → true.
     assert set(users[0]) == {
         "user_id", "name", "email", "team", "manager_id", "region", "is_active",
-        "created_at", "updated_at", "phone",
+        "created_at", "updated_at", "phone", "_export_file", "_export_line",
     }  # fmt: skip
     assert (users[0]["is_active"], users[0]["phone"]) == ("true", "+49 30 1234567")
     acts = by_id(converted / B1 / "activities.csv", "activity_id")

@@ -97,6 +97,20 @@ def test_trailing_empty_column_dropped_and_extras_kept(out):
     assert opps["0068d000001Opp2AAA"]["region__c"] == "EMEA"
 
 
+def test_rows_carry_their_export_file_and_line(out):
+    # Every canonical row names the export row it came from: Opp5 is line 6 of
+    # Opportunity.csv (the header is line 1). Account.csv has a value spanning two lines,
+    # so its rows give the record number and say the line assumes no multi-line values.
+    opps = by(rows(out, B1, "opportunities"), "opportunity_id")
+    opp5 = opps["0068d000001Opp5AAA"]
+    assert (opp5["_export_file"], opp5["_export_line"]) == ("Opportunity.csv", "6")
+    assert "_export_record" not in opp5
+    accounts = rows(out, B1, "accounts")
+    assert {a["_export_file"] for a in accounts} == {"Account.csv"}
+    lines = sorted(a["_export_line"] for a in accounts)
+    assert lines[0] == "record 1 (line 2 without multi-line values)"
+
+
 def test_opportunity_fields(out):
     opps = by(rows(out, B1, "opportunities"), "opportunity_id")
     o3 = opps["0068d000001Opp3AAA"]
