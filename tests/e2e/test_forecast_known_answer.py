@@ -70,12 +70,12 @@ O16 open (5600).
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, datetime
 from pathlib import Path
 
+import pipeline_helpers as helpers
 import pytest
-from pipeline_helpers import query, run_pipeline
+from pipeline_helpers import build_known_answer, query
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "forecast_known_answer"
 AS_OF = "2026-06-15T12:00:00Z"
@@ -100,75 +100,21 @@ def d(month: int, day: int) -> date:
     return date(2026, month, day)
 
 
+# Money is summed as decimal(38, 9) so reruns are byte-identical: each amount x probability
+# is rounded to 1e-9 first (800 x 2/3 = 533.333333333), hence money compared to 1e-8.
+MONEY_TOL = 1e-8
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("forecast_known_answer")
-    landing = tmp / "landing"
-    shutil.copytree(FIXTURE / "landing", landing)
-    warehouse = tmp / "warehouse.duckdb"
-    code = run_pipeline(landing, warehouse, AS_OF, "--config", str(FIXTURE / "config.yaml"))
-    assert code == 0
-    return warehouse
+    return build_known_answer(
+        tmp_path_factory.mktemp("forecast_known_answer"), FIXTURE / "landing", AS_OF,
+        "--config", str(FIXTURE / "config.yaml"),
+    )  # fmt: skip
 
 
-def mart_columns(warehouse: Path, table: str) -> set[str]:
-    return {
-        r[0]
-        for r in query(
-            warehouse,
-            "select column_name from information_schema.columns "
-            f"where table_schema = 'marts' and table_name = '{table}'",
-        )
-    }
-
-
-def same(got: object, expected: object) -> bool:
-    if expected is None or got is None:
-        return got is expected
-    if isinstance(expected, bool) or isinstance(got, bool):
-        return isinstance(got, bool) and got == expected
-    if isinstance(expected, float):
-        # Money is summed as decimal(38, 9) so reruns are byte-identical: each amount x
-        # probability is rounded to 1e-9 first (800 x 2/3 = 533.333333333), hence abs 1e-8.
-        return isinstance(got, float) and got == pytest.approx(expected, rel=1e-12, abs=1e-8)
-    return type(got) is type(expected) and got == expected
-
-
-def check_rows(
-    warehouse: Path,
-    table: str,
-    columns: list[str],
-    key: int,
-    expected: list[tuple],
-    *,
-    all_columns: bool = True,
-    where: str | None = None,
-) -> None:
-    """Compare the given columns of the rows (optionally only those matching `where`);
-    `key` = number of leading key columns. With all_columns, the mart's column set must
-    equal `columns`. Every differing cell and missing/extra row goes into one message."""
-    if all_columns:
-        assert mart_columns(warehouse, table) == set(columns), (
-            f"{table}: column set differs: {sorted(mart_columns(warehouse, table))}"
-        )
-    got_rows = query(
-        warehouse,
-        f"select {', '.join(columns)} from marts.{table}"
-        + (f" where {where}" if where else "")
-        + f" order by {', '.join(columns[:key])}",
-    )
-    got = {r[:key]: r for r in got_rows}
-    want = {r[:key]: r for r in expected}
-    assert len(got) == len(got_rows), f"{table}: duplicate keys"
-    assert len(want) == len(expected), "expected rows have duplicate keys"
-    problems = [f"missing row {k}" for k in want if k not in got]
-    problems += [f"unexpected row {got[k]}" for k in got if k not in want]
-    for k in want:
-        if k in got:
-            for col, g, e in zip(columns, got[k], want[k], strict=True):
-                if not same(g, e):
-                    problems.append(f"{k} {col}: pipeline {g!r}, expected {e!r}")
-    assert not problems, f"{table}:\n" + "\n".join(problems)
+def check_rows(*args, **kwargs) -> None:
+    helpers.check_rows(*args, abs_tol=MONEY_TOL, **kwargs)
 
 
 def test_fct_opportunities_closed_at_and_status(built):

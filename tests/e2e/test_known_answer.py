@@ -52,12 +52,11 @@ conversion_rate_to_next are taken to be null there.
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import query, run_pipeline
+from pipeline_helpers import build_known_answer, check_rows, query
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "known_answer"
 AS_OF = "2026-04-15T00:00:00Z"
@@ -73,64 +72,12 @@ def ts(month: int, day: int) -> datetime:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("known_answer")
-    landing = tmp / "landing"
-    shutil.copytree(FIXTURE, landing)
-    warehouse = tmp / "warehouse.duckdb"
-    code = run_pipeline(landing, warehouse, AS_OF)
-    assert code == 0
-    return warehouse
+    return build_known_answer(tmp_path_factory.mktemp("known_answer"), FIXTURE, AS_OF)
 
 
-def mart_columns(warehouse: Path, table: str) -> set[str]:
-    return {
-        r[0]
-        for r in query(
-            warehouse,
-            "select column_name from information_schema.columns "
-            f"where table_schema = 'marts' and table_name = '{table}'",
-        )
-    }
-
-
-def same(got: object, expected: object) -> bool:
-    if expected is None or got is None:
-        return got is expected
-    if isinstance(expected, bool) or isinstance(got, bool):
-        return isinstance(got, bool) and got == expected
-    if isinstance(expected, float):
-        return isinstance(got, int | float) and got == pytest.approx(expected, rel=1e-12)
-    return type(got) is type(expected) and got == expected
-
-
-def check_mart(
-    warehouse: Path,
-    table: str,
-    columns: list[str],
-    key: int,
-    expected: list[tuple],
-) -> None:
-    """Compare every column of every row; `key` = number of leading key columns.
-
-    Collects every differing cell (and missing/extra rows) into one failure message.
-    """
-    assert mart_columns(warehouse, table) == set(columns), f"{table}: column set differs"
-    got_rows = query(
-        warehouse,
-        f"select {', '.join(columns)} from marts.{table} order by {', '.join(columns[:key])}",
-    )
-    got = {r[:key]: r for r in got_rows}
-    want = {r[:key]: r for r in expected}
-    assert len(got) == len(got_rows), f"{table}: duplicate keys"
-    assert len(want) == len(expected), "expected rows have duplicate keys"
-    problems = [f"missing row {k}" for k in want if k not in got]
-    problems += [f"unexpected row {got[k]}" for k in got if k not in want]
-    for k in want:
-        if k in got:
-            for col, g, e in zip(columns, got[k], want[k], strict=True):
-                if not same(g, e):
-                    problems.append(f"{k} {col}: pipeline {g!r}, expected {e!r}")
-    assert not problems, f"{table}:\n" + "\n".join(problems)
+def check_mart(warehouse: Path, table: str, columns: list[str], key: int, expected) -> None:
+    """Every column of every row; `key` = number of leading key columns."""
+    check_rows(warehouse, table, columns, key, expected)
 
 
 def test_raw_layer_supersedes_and_deduplicates(built):
