@@ -374,7 +374,8 @@ def _wide_stage_changes(deals: Export) -> str | None:
         value = "coalesce(" + ", ".join(deals.col(h) for h in headers) + ")"
         parts.append(
             f"SELECT {deal_id} AS opportunity_id, {sql_str(stage)} AS stage, "
-            f"{_ts(deals, value)} AS changed_at FROM {deals.view} WHERE {value} IS NOT NULL"
+            f"{_ts(deals, value)} AS changed_at, {', '.join(deals.lineage())} "
+            f"FROM {deals.view} WHERE {value} IS NOT NULL"
         )
     return " UNION ALL ".join(parts) or None
 

@@ -727,7 +727,8 @@ def _stage_entered_sql(em: EntityMap, ex: Export, mp: MappingFile) -> str:
         )
         selects.append(
             f"SELECT {id_expr} AS opportunity_id, {sql_str(label)} AS stage, "
-            f"{changed_at} AS changed_at FROM {ex.view} WHERE {ex.col(src)} IS NOT NULL"
+            f"{changed_at} AS changed_at, {', '.join(ex.lineage())} "
+            f"FROM {ex.view} WHERE {ex.col(src)} IS NOT NULL"
         )
     if not selects:
         return (

@@ -240,8 +240,8 @@ def _read_rows(batch: ExportBatch, paths: Sequence[Path]) -> tuple[Export, list[
             f"{quote(actual)} AS {quote(norm)}" for norm, actual in e.headers.items()
         )
         selects.append(
-            f"SELECT {columns}, {sql_str(path.name)} AS _pd_file, {seq} AS _pd_seq, "
-            f"row_number() OVER () AS _pd_row FROM {e.view}"
+            f"SELECT {columns}, {', '.join(e.lineage())}, {sql_str(path.name)} AS _pd_file, "
+            f"{seq} AS _pd_seq, row_number() OVER () AS _pd_row FROM {e.view}"
         )
         headers |= {norm: norm for norm in e.headers}
     view = f"_pd_rows_{next(_IDS)}"
@@ -592,14 +592,14 @@ def _changelog_view(batch: ExportBatch, conv: Conversion, current: list[Path]) -
             f"{log.col('user_id')} AS user_id, {log.col('id')} AS change_id, "
             f"{old_formatted} AS old_formatted, {new_formatted} AS new_formatted, "
             f"{this_batch} AS this_batch, {sql_str(path.name)} AS _file, {seq} AS _seq, "
-            f"row_number() OVER () AS _row FROM {log.view}"
+            f"row_number() OVER () AS _row, _export_line AS _line FROM {log.view}"
         )
     if not selects:
         selects.append(
             "SELECT NULL AS deal_id, NULL AS at_text, NULL AS field_key, NULL AS old_value, "
             "NULL AS new_value, NULL AS user_id, NULL AS change_id, NULL AS old_formatted, "
             "NULL AS new_formatted, false AS this_batch, NULL AS _file, 0 AS _seq, "
-            "0 AS _row WHERE false"
+            "0 AS _row, NULL AS _line WHERE false"
         )
     union = " UNION ALL ".join(selects)
     # Materialised: every later query reads it, and its row numbers must not change.
@@ -612,7 +612,7 @@ def _changelog_view(batch: ExportBatch, conv: Conversion, current: list[Path]) -
         "CAST(old_formatted AS VARCHAR) AS old_formatted, "
         "CAST(new_formatted AS VARCHAR) AS new_formatted, this_batch, "
         "CAST(_file AS VARCHAR) AS _file, CAST(_seq AS INTEGER) AS _seq, "
-        f"CAST(_row AS BIGINT) AS _row FROM ({union})"
+        f"CAST(_row AS BIGINT) AS _row, CAST(_line AS VARCHAR) AS _line FROM ({union})"
     )
     # A change log without old_value (a database dump) still shows a reopening: the
     # status before is the deal's previous status change.
@@ -738,7 +738,8 @@ def _rebuild_deals(batch: ExportBatch, conv: Conversion, logs: list[_LogFile]) -
         CREATE OR REPLACE TEMP TABLE _pd_adds AS
         SELECT deal_id, {c.created_text(order)} AS created_text,
             {c.created_key(order)} AS created_key,
-            TRY_CAST({c.created_text(order)} AS TIMESTAMPTZ) AS created_ts, _seq, _row
+            TRY_CAST({c.created_text(order)} AS TIMESTAMPTZ) AS created_ts, _seq, _row,
+            _file, _line
         FROM _pd_log
         WHERE field_key = 'add_time' AND deal_id IS NOT NULL
             AND {c.created_text(order)} IS NOT NULL
@@ -764,7 +765,12 @@ def _rebuild_deals(batch: ExportBatch, conv: Conversion, logs: list[_LogFile]) -
                 first(created_key ORDER BY created_ts ASC NULLS LAST, _seq DESC, _row DESC)
                     AS created_key,
                 count(DISTINCT created_key) AS created_versions,
-                list(DISTINCT created_text ORDER BY created_text) AS created_values
+                list(DISTINCT created_text ORDER BY created_text) AS created_values,
+                -- A rebuilt deal is named by its add_time row in the user's change log.
+                first(_file ORDER BY created_ts ASC NULLS LAST, _seq DESC, _row DESC)
+                    AS _export_file,
+                first(_line ORDER BY created_ts ASC NULLS LAST, _seq DESC, _row DESC)
+                    AS _export_line
             FROM _pd_adds GROUP BY deal_id
         ),
         facts AS (
@@ -855,7 +861,7 @@ def _rebuild_deals(batch: ExportBatch, conv: Conversion, logs: list[_LogFile]) -
         "NULL::VARCHAR AS _stage_id, _stage_name, created AS _created, "
         "NULL::VARCHAR AS _stage_changed, _closed_at, lost_reason AS _lost_reason, _stage, "
         "owner AS _owner, amount AS _amount, currency AS _currency, updated AS _updated, "
-        "stage_id AS _last_stage_id, _lost_by_reason "
+        "stage_id AS _last_stage_id, _lost_by_reason, _export_file, _export_line "
         "FROM _pd_snap WHERE in_batch AND _stage IS NOT NULL"
     )
     (rebuilt,) = con.execute("SELECT count(*) FROM _pd_deals").fetchone()
@@ -1073,6 +1079,7 @@ def _opportunities_sql(deals: Export) -> str:
             CASE WHEN _status = 'deleted' THEN 'true' ELSE coalesce({deleted}, 'false') END
                 AS is_deleted,
             _stage_name AS pipedrive_stage
+            {"".join(", " + c for c in deals.lineage())}
             {"".join(", " + e for e in extras)}
         FROM _pd_deals
     """
@@ -1096,7 +1103,7 @@ _REBUILT_OPPORTUNITIES_SQL = f"""
             ELSE _status END AS is_won,
         _lost_reason AS lost_reason, _updated AS updated_at,
         CAST(_status IS NOT DISTINCT FROM 'deleted' AS VARCHAR) AS is_deleted,
-        _stage_name AS pipedrive_stage
+        _stage_name AS pipedrive_stage, _export_file, _export_line
     FROM _pd_deals
 """  # noqa: E501
 
@@ -1111,7 +1118,8 @@ def _stage_changes_sql(rebuild: bool) -> str:
     inferred_losses AS (
         -- No status change at all: a lost_reason is set when the deal is marked lost.
         SELECT l.deal_id AS opportunity_id, 'closed_lost' AS stage, l.at_text AS changed_at,
-            l.change_id, l.user_id AS changed_by
+            l.change_id, l.user_id AS changed_by, l._file AS _export_file,
+            l._line AS _export_line
         FROM _pd_log AS l JOIN _pd_deals AS d ON d._id = l.deal_id
         WHERE l.this_batch AND d._lost_by_reason AND l.field_key = 'lost_reason'
             AND l.new_value IS NOT NULL AND l.at_ts IS NOT NULL
@@ -1135,7 +1143,7 @@ def _stage_changes_sql(rebuild: bool) -> str:
                 ELSE {_label("f.old_value", "f.old_formatted")} END AS stage,
             CASE WHEN f.deal_id IS NULL THEN coalesce(d._stage_changed, d._created)
                 ELSE d._created END AS changed_at,
-            NULL AS change_id, NULL AS changed_by
+            NULL AS change_id, NULL AS changed_by, d._export_file, d._export_line
         FROM _pd_deals AS d
         LEFT JOIN first_move AS f ON f.deal_id = d._id
         WHERE d._created IS NOT NULL
@@ -1145,7 +1153,8 @@ def _stage_changes_sql(rebuild: bool) -> str:
     ),
     moves AS (
         SELECT deal_id AS opportunity_id, {_label("new_value", "new_formatted")} AS stage,
-            at_text AS changed_at, change_id, user_id AS changed_by
+            at_text AS changed_at, change_id, user_id AS changed_by, _file AS _export_file,
+            _line AS _export_line
         FROM _pd_log
         WHERE this_batch AND field_key = 'stage_id' AND new_value IS NOT NULL
     ),
@@ -1153,7 +1162,8 @@ def _stage_changes_sql(rebuild: bool) -> str:
         -- Won / lost as the changelog recorded them (a deal can close more than once).
         SELECT deal_id AS opportunity_id,
             CASE lower(new_value) WHEN 'won' THEN 'closed_won' ELSE 'closed_lost' END AS stage,
-            at_text AS changed_at, change_id, user_id AS changed_by
+            at_text AS changed_at, change_id, user_id AS changed_by, _file AS _export_file,
+            _line AS _export_line
         FROM _pd_log
         WHERE this_batch AND field_key = 'status' AND lower(new_value) IN ('won', 'lost')
     ),
@@ -1164,7 +1174,8 @@ def _stage_changes_sql(rebuild: bool) -> str:
                 CASE WHEN f.old_value IS NOT NULL
                     THEN {_label("f.old_value", "f.old_formatted")} END,
                 d._stage_name) AS stage,
-            r.at_text AS changed_at, r.change_id, r.user_id AS changed_by
+            r.at_text AS changed_at, r.change_id, r.user_id AS changed_by,
+            r._file AS _export_file, r._line AS _export_line
         FROM (SELECT * FROM _pd_status WHERE this_batch AND lower(new_value) = 'open'
                 AND prev_status IN ('won', 'lost') AND at_ts IS NOT NULL) AS r
         ASOF LEFT JOIN stage_moves AS m ON m.deal_id = r.deal_id AND r.at_ts >= m.at_ts
@@ -1175,7 +1186,8 @@ def _stage_changes_sql(rebuild: bool) -> str:
         -- The deal's own closing time (won_time / lost_time), for deals won / lost now.
         SELECT _id AS opportunity_id,
             CASE _status WHEN 'won' THEN 'closed_won' ELSE 'closed_lost' END AS stage,
-            _closed_at AS changed_at, NULL AS change_id, NULL AS changed_by
+            _closed_at AS changed_at, NULL AS change_id, NULL AS changed_by, _export_file,
+            _export_line
         FROM _pd_deals WHERE _status IN ('won', 'lost') AND _closed_at IS NOT NULL
     ),{inferred if rebuild else ""}
     entries AS (
@@ -1191,7 +1203,9 @@ def _stage_changes_sql(rebuild: bool) -> str:
     SELECT DISTINCT ON (opportunity_id, stage, changed_at)
         CAST(opportunity_id AS VARCHAR) AS opportunity_id, CAST(stage AS VARCHAR) AS stage,
         CAST(changed_at AS VARCHAR) AS changed_at, CAST(change_id AS VARCHAR) AS change_id,
-        CAST(changed_by AS VARCHAR) AS changed_by
+        CAST(changed_by AS VARCHAR) AS changed_by,
+        CAST(_export_file AS VARCHAR) AS _export_file,
+        CAST(_export_line AS VARCHAR) AS _export_line
     FROM entries
     WHERE opportunity_id IS NOT NULL
         {_REBUILT_ONLY if rebuild else ""}
@@ -1219,6 +1233,7 @@ def _users_sql(users: Export, order: str) -> str:
             {utc_sql(users.col("created"), order)} AS created_at,
             {utc_sql(users.col("modified"), order)} AS updated_at
             {"".join(", " + e for e in extras)}
+            {"".join(", " + c for c in users.lineage())}
         FROM {users.view}
     """
 
@@ -1254,6 +1269,7 @@ def _activities_sql(activities: Export, order: str) -> str:
             {activities.col("person_id")} AS contact_id, {activities.col("org_id")} AS account_id,
             {activities.col("subject")} AS subject, {activities.bool("done")} AS is_completed
             {"".join(", " + e for e in extras)}
+            {"".join(", " + c for c in activities.lineage())}
         FROM {activities.view}
     """
 
@@ -1270,6 +1286,7 @@ def _accounts_sql(orgs: Export, order: str) -> str:
             {utc_sql(orgs.col("add_time"), order)} AS created_at,
             {utc_sql(orgs.col("update_time"), order)} AS updated_at, {deleted} AS is_deleted
             {"".join(", " + e for e in extras)}
+            {"".join(", " + c for c in orgs.lineage())}
         FROM {orgs.view}
     """
 
@@ -1287,5 +1304,6 @@ def _contacts_sql(persons: Export, order: str) -> str:
             {utc_sql(persons.col("add_time"), order)} AS created_at,
             {utc_sql(persons.col("update_time"), order)} AS updated_at, {deleted} AS is_deleted
             {"".join(", " + e for e in extras)}
+            {"".join(", " + c for c in persons.lineage())}
         FROM {persons.view}
     """

@@ -114,6 +114,10 @@ def test_merged_deal_is_soft_deleted(fixture_out):
             "opportunity_id": "hubspot:1008",
             "stage": "appointmentscheduled",
             "changed_at": "2026-01-12T00:00:00Z",
+            # Derived from deal 1008's row: named by it (a value spans lines in this
+            # file, so records are counted).
+            "_export_file": "deals.csv",
+            "_export_line": "record 6 (line 7 without multi-line values)",
         }
     ]
 

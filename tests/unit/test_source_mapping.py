@@ -87,6 +87,12 @@ def test_wide_stage_entered_columns_become_stage_changes(converted):
         ("2026-01-20 00:00:00", "Proposal"),
         ("2026-02-04 00:00:00", "Won"),
     ]
+    # Each derived row is named by its deal's row in the user's file (deals.csv line 2).
+    assert {
+        (r["_export_file"], r["_export_line"])
+        for r in changes
+        if r["opportunity_id"] == "home:D-101"
+    } == {("deals.csv", "2")}
     # D-105 skipped Qualified (empty cell: no stage change).
     assert sorted(r["stage"] for r in changes if r["opportunity_id"] == "home:D-105") == [
         "Demo",

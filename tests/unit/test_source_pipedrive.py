@@ -191,7 +191,7 @@ def test_other_files(converted):
     # Trailing empty header column dropped; unmapped columns kept.
     assert list(users["pipedrive:1"]) == [
         "user_id", "name", "email", "is_active", "created_at", "updated_at",
-        "is_admin", "role_id", "timezone_name",
+        "is_admin", "role_id", "timezone_name", "_export_file", "_export_line",
     ]  # fmt: skip
     assert (users["pipedrive:2"]["is_active"], users["pipedrive:2"]["updated_at"]) == (
         "false", "2026-02-01 10:00:00Z"
@@ -639,3 +639,37 @@ def test_change_log_file_names(tmp_path):
         assert history(landing.parent / "out", "b1") == {
             ("pipedrive:1", "stage_id 1", "2026-01-05 09:00:00Z")
         }, name
+
+
+def test_rows_name_the_users_own_file_and_line(changelog_only, converted):
+    """The gate names a bad row by the user's export file and line, also for rows the
+    adapter builds from several change-log rows (a rebuilt deal: its add_time row)."""
+    out, _ = changelog_only
+    opps = by(rows(out / CL / "opportunities.csv"), "opportunity_id")
+    ref = {k: (v["_export_file"], v["_export_line"]) for k, v in opps.items()}
+    assert ref["pipedrive:1"] == ("deal_changes.csv", "2")
+    # Two add_time rows (lines 11 and 29): the deal is the earliest one's.
+    assert ref["pipedrive:4"] == ("deal_changes.csv", "11")
+    moves = {
+        (r["stage"], r["_export_file"], r["_export_line"])
+        for r in rows(out / CL / "stage_changes.csv")
+        if r["opportunity_id"] == "pipedrive:1" and r["changed_at"] < "2026-01-21"
+    }
+    # Its first stage_id row (line 4, no old_value: the creation itself), then the
+    # moves at lines 14 and 20; stage names from stages.csv.
+    assert moves == {
+        ("Qualified", "deal_changes.csv", "4"),
+        ("Contact Made", "deal_changes.csv", "14"),
+        ("Proposal Made", "deal_changes.csv", "20"),
+    }
+    activity = by(rows(out / CL / "activities.csv"), "activity_id")["pipedrive:902"]
+    assert (activity["_export_file"], activity["_export_line"]) == ("activity.csv", "3")
+    out, _ = converted
+    users = by(rows(out / B1 / "users.csv"), "user_id")
+    assert (users["pipedrive:2"]["_export_file"], users["pipedrive:2"]["_export_line"]) == (
+        "users.csv",
+        "3",
+    )
+    # A title spanning two lines: records are numbered, and the message says so.
+    deal = by(rows(out / B1 / "opportunities.csv"), "opportunity_id")["pipedrive:2"]
+    assert deal["_export_line"] == "record 2 (line 3 without multi-line values)"
