@@ -206,8 +206,9 @@ def test_forecast_settings_reach_dbt(tmp_path):
     cfg = load_config(
         write(tmp_path, "forecast: {lookback_days: 180, min_closed_deals: 8, follow_up_days: 45}\n")
     )
-    got = dbt_vars(cfg, datetime(2026, 11, 26, 6))
-    assert got["as_of"] == "2026-11-26 06:00:00"
+    got = dbt_vars(cfg)
+    # as_of is not a var: it changes every run and a changed var costs a full parse.
+    assert "as_of" not in got
     assert (
         got["forecast_lookback_days"],
         got["forecast_min_closed_deals"],

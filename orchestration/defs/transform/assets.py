@@ -2,21 +2,22 @@
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ingestion.config import PipelineConfig, format_as_of
+from ingestion.warehouse import connect, write_run_context
 from orchestration.defs.transform.project import CrmDbtTranslator, dbt_project
 from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
 
 
-def dbt_vars(cfg: PipelineConfig, as_of: datetime) -> dict[str, Any]:
-    """The vars of `dbt build`; the models read them with var(), under these names."""
+def dbt_vars(cfg: PipelineConfig) -> dict[str, Any]:
+    """The vars of `dbt build`; the models read them with var(), under these names. They
+    stay the same from run to run of one deployment, so dbt parses only what changed: the
+    run's as_of goes through the warehouse instead (``write_run_context``)."""
     return {
-        "as_of": format_as_of(as_of),
         "reporting_currency": cfg.reporting_currency,
         "warehouse_path": str(cfg.warehouse),
         "memory_limit": cfg.memory_limit,
@@ -44,8 +45,13 @@ def dbt_models(
     target_path = cfg.warehouse.parent / "dbt_target"
     # A dbt that dies before it writes its results must not be judged by the last run's.
     (target_path / "run_results.json").unlink(missing_ok=True)
+    with connect(cfg.warehouse) as con:
+        write_run_context(con, format_as_of(pipeline.run_as_of(context)), context.run.run_id)
     invocation = dbt.cli(
-        ["build", "--vars", json.dumps(dbt_vars(cfg, pipeline.run_as_of(context)))],
+        # Unit tests check the SQL on fixed inputs: their verdict changes with the code,
+        # not the data, so they run in the test suite (tests/e2e/test_dbt_unit_tests.py),
+        # as dbt advises, not on every run.
+        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(cfg))],
         context=context,
         target_path=target_path,
         raise_on_error=False,
