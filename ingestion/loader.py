@@ -33,6 +33,7 @@ run is one transaction: an error leaves the warehouse as it was.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,9 @@ _FALSE = ("false", "0", "no", "f", "n")
 
 # What tells two versions of a key apart, for the entities of ONE_VERSION_PER_KEY. A
 # currency code is one code in any case and with spaces around it (docs/data-model.md).
+# Rows per frame the hygiene gate validates at once: a larger batch is split by a hash of
+# its key (bench/RESULTS.md, "Scaling": about 1 GB of frame and GX work per part).
+VALIDATION_PART_ROWS = 1_000_000
 _VERSION_VALUES: dict[str, str] = {"quotas": "row(amount, upper(trim(currency)))"}
 assert set(_VERSION_VALUES) == ONE_VERSION_PER_KEY, "every such entity needs its values"
 
@@ -81,6 +85,8 @@ class FileResult:
     file: LandingFile
     sha256: str
     status: str = "published"  # or "rejected"
+    size: int | None = None  # the file's size and mtime (ns) when read
+    mtime_ns: int | None = None
     input_rows: int = 0
     loaded_rows: int = 0
     quarantined_rows: int = 0
@@ -181,23 +187,25 @@ def ingest(
     report = IngestionReport()
     # A file is known by where it sits and what it holds. Only published files count:
     # a rejected batch is validated again on every run until it passes.
-    published = set(
-        con.execute(
-            f"SELECT source_file, content_sha256 FROM {QUALITY_SCHEMA}.ingestion_log "
-            f"WHERE status = 'published'"
-        ).fetchall()
-    )
-    to_load: dict[str, list[tuple[LandingFile, str]]] = {}
+    log = con.execute(
+        f"SELECT source_file, content_sha256, file_size, file_mtime_ns "
+        f"FROM {QUALITY_SCHEMA}.ingestion_log WHERE status = 'published'"
+    ).fetchall()
+    published = {(path, sha) for path, sha, _size, _mtime in log}
+    # A file with the size and mtime it had when published is that file: not hashed again.
+    unchanged = {(path, size, mtime): sha for path, sha, size, mtime in log if size is not None}
+    to_load: dict[str, list[tuple[LandingFile, str, os.stat_result]]] = {}
     for f in files:
         if until_batch is not None and f.batch_id > until_batch:
             continue
         if batches is not None and f.batch_id not in batches:
             continue
-        sha = file_sha256(f.path)
+        stat = f.path.stat()
+        sha = unchanged.get((f.relative, stat.st_size, stat.st_mtime_ns)) or file_sha256(f.path)
         if (f.relative, sha) in published:
             report.skipped_files.append(f.relative)
         else:
-            to_load.setdefault(f.batch_id, []).append((f, sha))
+            to_load.setdefault(f.batch_id, []).append((f, sha, stat))
 
     stage_map = stage_map or StageMap()
     labels = set(stage_map.label_map())
@@ -222,8 +230,10 @@ def ingest(
         try:
             staged = [
                 _stage_file(con, f, sha, f"_staged_{n}", context)
-                for n, (f, sha) in enumerate(files_in_order)
+                for n, (f, sha, _stat) in enumerate(files_in_order)
             ]
+            for s, (_f, _sha, stat) in zip(staged, files_in_order, strict=True):
+                s.result.size, s.result.mtime_ns = stat.st_size, stat.st_mtime_ns
         finally:
             con.execute("SET TimeZone = 'UTC'")
         # Each batch is published whole, with its log rows, or not at all.
@@ -260,7 +270,6 @@ def _validate_and_publish(
     con: duckdb.DuckDBPyConnection, staged: list[_Staged], ctx: _RunContext
 ) -> list[FileResult]:
     """Validate one staged batch and publish it, or reject all of it."""
-    from ingestion.hygiene import validate_batch
 
     quarantine: dict[str, list[tuple[int, list[str]]]] = {}
     for n, s in enumerate(staged):
@@ -268,8 +277,7 @@ def _validate_and_publish(
             continue
         entity = s.result.file.entity
         s = staged[n] = _with_candidates(con, s)
-        frame = _validation_frame(con, entity, s)
-        outcomes = validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
+        outcomes = _validate(con, entity, s, ctx)
         _record_outcomes(con, s.result, outcomes, ctx)
         bad_rows: dict[int, list[str]] = {}
         for o in outcomes:
@@ -309,6 +317,26 @@ def _validate_and_publish(
             if s.table is not None:
                 _publish(con, s, quarantine[s.result.file.relative], ctx)
     return [s.result for s in staged]
+
+
+def _validate(
+    con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, ctx: _RunContext
+) -> tuple[Any, ...]:
+    """Every candidate row through the entity's suite, in parts of at most
+    ``VALIDATION_PART_ROWS`` rows: memory stays bounded whatever the batch's size (a
+    first load's 10M activities would otherwise be one frame of several GB)."""
+    from ingestion.hygiene import merge_outcomes, validate_batch
+
+    (rows,) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchone()
+    parts = max(1, -(-rows // VALIDATION_PART_ROWS))
+    results = []
+    for index in range(parts):
+        frame = _validation_frame(con, entity, s, (index, parts))
+        results.append(
+            validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
+        )
+        del frame
+    return merge_outcomes(results)
 
 
 def _drop_temporaries(con: duckdb.DuckDBPyConnection, staged: list[_Staged]) -> None:
@@ -504,11 +532,16 @@ def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
     return _Staged(s.result, s.table, s.header, candidates)
 
 
-def _validation_frame(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> Any:
+def _validation_frame(
+    con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, part: tuple[int, int] = (0, 1)
+) -> Any:
     """The candidates as pandas, with the flags the hygiene suite reads: whether each
     reference resolves (in raw or among this batch's accepted rows), the creation time
-    of a stage change's opportunity, whether a contact's e-mail is already taken."""
-    from ingestion.hygiene import frame_columns
+    of a stage change's opportunity, whether a contact's e-mail is already taken.
+
+    ``part`` (i, n): only the rows whose key hashes to i of n, so that a large batch is
+    validated in parts of bounded memory, each holding every row of its keys."""
+    from ingestion.hygiene import arrow_backed, frame_columns
 
     flags = []
     joins = []
@@ -537,16 +570,28 @@ def _validation_frame(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged
             f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.contacts o WHERE lower(trim(o.email)) = "
             f"lower(trim(c.email)) AND o.contact_id <> c.contact_id) AS email__seen_before"
         )
+        # Over the whole batch, before it is split into parts by contact.
+        flags.append(
+            "(c.email IS NOT NULL AND count(*) OVER (PARTITION BY lower(trim(c.email))) > 1) "
+            "AS email__seen_in_batch"
+        )
     # Only the columns the rules read: at 10M rows every column held in pandas counts.
     available = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {s.candidates}").fetchall()} | {
         flag.rsplit(" AS ", 1)[1] for flag in flags
     }
     # The export file and line of an adapter's row name it in messages (optional).
-    wanted = [c for c in (*frame_columns(entity.name), *EXPORT_LINEAGE) if c in available]
+    optional = (*EXPORT_LINEAGE, "email__seen_in_batch")
+    wanted = [c for c in (*frame_columns(entity.name), *optional) if c in available]
     select = ", ".join(["c.*", *flags])
-    return con.execute(
-        f"SELECT {', '.join(wanted)} FROM (SELECT {select} FROM {s.candidates} c {' '.join(joins)})"
-    ).df()
+    index, parts = part
+    where = f"WHERE hash({', '.join(entity.key)}) % {parts} = {index}" if parts > 1 else ""
+    # Through Arrow: text stays in Arrow buffers instead of a Python object per value.
+    return arrow_backed(
+        con.sql(
+            f"SELECT {', '.join(wanted)} FROM "
+            f"(SELECT {select} FROM {s.candidates} c {' '.join(joins)}) {where}"
+        ).to_arrow_table()
+    )
 
 
 def _batch_table_exists(con: duckdb.DuckDBPyConnection, entity: str) -> bool:
@@ -643,8 +688,10 @@ def _mark_missing_deleted(con: duckdb.DuckDBPyConnection, s: _Staged, ctx: _RunC
 
 def _write_log(con: duckdb.DuckDBPyConnection, results: list[FileResult], ctx: _RunContext) -> None:
     con.executemany(
-        f"INSERT INTO {QUALITY_SCHEMA}.ingestion_log VALUES "
-        f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {QUALITY_SCHEMA}.ingestion_log (run_id, batch_id, entity, source_file, "
+        f"content_sha256, status, input_rows, loaded_rows, quarantined_rows, duplicate_rows, "
+        f"rejected_rows, reasons, ingested_at, file_size, file_mtime_ns) VALUES "
+        f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 ctx.run_id,
@@ -660,6 +707,8 @@ def _write_log(con: duckdb.DuckDBPyConnection, results: list[FileResult], ctx: _
                 r.rejected_rows,
                 json.dumps(r.reasons),
                 ctx.ingested_at,
+                r.size,
+                r.mtime_ns,
             )
             for r in results
         ],

@@ -168,6 +168,17 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_quality_tables(con)
 
 
+def write_run_context(con: duckdb.DuckDBPyConnection, as_of: str, run_id: str) -> None:
+    """The one-row table the dbt models read the run's as_of from (macro as_of()): not a
+    dbt var, so that dbt's partial parsing survives a new as_of on every run."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
+    con.execute(
+        f"CREATE OR REPLACE TABLE {QUALITY_SCHEMA}.run_context AS "
+        f"SELECT CAST(? AS TIMESTAMP) AS as_of, CAST(? AS VARCHAR) AS run_id",
+        [as_of, run_id],
+    )
+
+
 def create_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The hygiene gate's records: what was loaded, quarantined, and every rule's result."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
@@ -181,6 +192,13 @@ def create_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
             quarantined_rows BIGINT, duplicate_rows BIGINT, rejected_rows BIGINT, reasons JSON,
             ingested_at TIMESTAMP)"""
     )
+    # The file's size and modification time when it was read: a file found again with
+    # both unchanged is the file already published, without hashing it again (a daily
+    # run would otherwise re-read gigabytes of history). Added later: ALTER for old logs.
+    for column in ("file_size", "file_mtime_ns"):
+        con.execute(
+            f"ALTER TABLE {QUALITY_SCHEMA}.ingestion_log ADD COLUMN IF NOT EXISTS {column} BIGINT"
+        )
     # One row per export file of a CRM batch (and canonical entity it feeds) per run that
     # loaded the batch, the step before ingestion_log: rows_read = rows_emitted +
     # rows_set_aside, set_aside the reasons ({reason: rows}); skip_reason says why none of

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from ingestion import hygiene
@@ -21,6 +22,7 @@ from ingestion.errors import ConfigError
 from ingestion.hygiene import (
     HygieneError,
     Outcome,
+    arrow_backed,
     catalog,
     check_severities,
     frame_columns,
@@ -345,23 +347,37 @@ def test_every_rule_has_a_defect_fixture():
     assert set(DEFECTS) == set(RULES)
 
 
+def as_loaded(frame: pd.DataFrame, representation: str) -> pd.DataFrame:
+    """The frame as built here (numpy, text as Python objects) or as the loader hands it
+    over (through Arrow: text columns Arrow-backed)."""
+    if representation == "numpy":
+        return frame
+    return arrow_backed(pa.Table.from_pandas(frame, preserve_index=False))
+
+
+REPRESENTATIONS = ["numpy", "arrow"]
+
+
+@pytest.mark.parametrize("representation", REPRESENTATIONS)
 @pytest.mark.parametrize("entity", list(ENTITIES))
-def test_clean_batch_passes_every_rule(entity):
-    outcomes = run(entity, clean(entity))
+def test_clean_batch_passes_every_rule(entity, representation):
+    outcomes = run(entity, as_loaded(clean(entity), representation))
     assert [o.describe() for o in outcomes.values() if not o.success] == []
     assert set(outcomes) == {r.name for r in rules_for(entity)}
     for o in outcomes.values():
         assert (o.element_count, o.unexpected_count, o.unexpected_rows) == (3, 0, ())
 
 
+@pytest.mark.parametrize("representation", REPRESENTATIONS)
 @pytest.mark.parametrize("name", sorted(DEFECTS))
-def test_each_rule_fails_on_its_defect(name):
+def test_each_rule_fails_on_its_defect(name, representation):
     rule = RULES[name]
     mutate, rows, examples = DEFECTS[name]
     frame = clean(rule.entity)
     mutate(frame)
     # Only the columns the rules read: proves frame_columns() is enough.
-    outcomes = run(rule.entity, frame[list(frame_columns(rule.entity))])
+    frame = as_loaded(frame[list(frame_columns(rule.entity))], representation)
+    outcomes = run(rule.entity, frame)
     assert failing(outcomes) == {name}
     o = outcomes[name]
     assert (o.success, o.severity) == (False, rule.severity)

@@ -428,3 +428,107 @@ def test_quotas_month_not_on_the_first_is_quarantined_and_unknown_owner_warns(co
         "select rule, severity, unexpected_count from quality.validation_results "
         "where rule = 'quotas.owner_id_exists'",
     ) == [("quotas.owner_id_exists", "warn", 1)]
+
+
+def _gate_record(con) -> dict[str, list[tuple]]:
+    return {
+        "raw": rows(con, "select opportunity_id, stage, amount from raw.opportunities order by 1"),
+        "contacts": rows(con, "select contact_id from raw.contacts order by 1"),
+        "quarantine": rows(
+            con,
+            "select entity, source_file, source_row, failed_rules from quality.quarantine "
+            "order by entity, source_row",
+        ),
+        "results": rows(
+            con,
+            "select entity, rule, success, element_count, unexpected_count, observed, message "
+            "from quality.validation_results order by entity, rule",
+        ),
+        "log": rows(
+            con,
+            "select source_file, status, input_rows, loaded_rows, quarantined_rows, "
+            "duplicate_rows from quality.ingestion_log order by 1",
+        ),
+    }
+
+
+def test_a_batch_validated_in_parts_is_judged_as_if_whole(tmp_path, landing, batch, monkeypatch):
+    """A batch larger than VALIDATION_PART_ROWS is validated in parts split by key: the
+    gate's record is the same as with the batch in one frame, row numbers, counts, spans
+    of failing values and unmapped labels included, and an e-mail shared by two contacts
+    that land in different parts is still a duplicate."""
+    import ingestion.loader as loader
+
+    batch(
+        "b1",
+        "opportunities",
+        OPP,
+        "o1,2026-01-01,prospecting,100,",
+        "o2,2026-01-02,Demo Booked,200,",  # unmapped label
+        "o3,2026-01-03,meeting,-5,",  # negative amount
+        "o4,yesterday,meeting,40,",  # created_at does not parse
+        "o5,2026-01-05,meeting,-70,",  # negative amount
+        "o6,2026-01-06,Demo Booked,60,",  # the same unmapped label
+        "o7,2026-01-07,proposal,70,",
+        "o8,2026-01-08,proposal,80,",
+    )
+    batch(
+        "b1",
+        "contacts",
+        "contact_id,email",
+        *[f"c{i},person{i}@example.com" for i in range(1, 9)],
+        "c9,Person3@Example.com",  # person3's address again
+    )
+    records = {}
+    for part_rows in (1_000_000, 2):
+        monkeypatch.setattr(loader, "VALIDATION_PART_ROWS", part_rows)
+        with connect(tmp_path / f"w{part_rows}.duckdb") as c:
+            report = ingest(c, landing, quarantine_max_share=1.0)
+            records[part_rows] = _gate_record(c)
+    whole, in_parts = records[1_000_000], records[2]
+    # The unmapped label rejects the batch: nothing published, every rule still judged.
+    assert list(report.rejected_batches) == ["b1"]
+    failed = {(e, r): (n, observed) for e, r, ok, _, n, observed, _ in whole["results"] if not ok}
+    assert failed == {
+        ("opportunities", "opportunities.stage_mapped"): (2, "1 unmapped label: Demo Booked"),
+        ("opportunities", "opportunities.amount_non_negative"): (
+            2,
+            "failing values from -70.0 to -5.0",
+        ),
+        ("opportunities", "opportunities.created_at_not_null"): (1, None),
+        ("opportunities", "opportunities.created_at_parses"): (1, None),
+        ("contacts", "contacts.email_not_duplicated"): (2, None),
+    }
+    assert in_parts == whole
+
+
+def test_a_published_file_unchanged_on_disk_is_not_read_again(con, landing, batch, monkeypatch):
+    """Size and mtime as published: skipped without hashing (a daily run must not re-read
+    the whole history); touched or rewritten: hashed, and loaded again only if its
+    content changed."""
+    import os
+
+    import ingestion.loader as loader
+
+    path = batch("b1", "opportunities", OPP, "o1,2026-01-01,prospecting,100,")
+    ingest(con, landing)
+    hashed: list[str] = []
+    real = loader.file_sha256
+
+    def counting(p):
+        hashed.append(p.name)
+        return real(p)
+
+    monkeypatch.setattr(loader, "file_sha256", counting)
+    assert ingest(con, landing).skipped_files == ["b1/opportunities.csv"]
+    assert hashed == []
+    # Touched, same content: hashed, recognised by its content, still skipped.
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert ingest(con, landing).skipped_files == ["b1/opportunities.csv"]
+    assert hashed == ["opportunities.csv"]
+    # Rewritten (another size): hashed, and read again as a new file.
+    path.write_text(path.read_text().replace("100", "1000"))
+    report = ingest(con, landing)
+    assert hashed == ["opportunities.csv", "opportunities.csv"]
+    assert [r.file.relative for r in report.files] == ["b1/opportunities.csv"]
