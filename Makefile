@@ -39,6 +39,7 @@ check: install
 	$(BIN)/ruff format --check .
 
 bench: install
+	$(BIN)/python bench/bench_scale.py --sizes 10000 100000 1000000
 	$(BIN)/python bench/bench_generate.py 1000000
 	$(BIN)/python bench/bench_pipeline.py 1000000
 	$(BIN)/python bench/bench_validation.py 1000000

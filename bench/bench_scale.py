@@ -1,0 +1,292 @@
+"""How the pipeline's cost grows with the data, beside the DuckDB floor of the same work.
+
+    .venv/bin/python bench/bench_scale.py [--sizes 10000 100000 1000000] [--batches 30]
+        [--work DIR]
+
+For each size: a synthetic landing of ``--batches`` daily batches (CSV), then three real
+`crm-pipeline run --source crm` runs in a child process, into one new warehouse:
+
+1. first load: every batch but the last;
+2. daily: the last batch arrives (about 1/30 of the rows, as a daily export);
+3. nothing new: the same landing again, a day later.
+
+Each is printed beside its floor, measured in the same benchmark run: the same work done
+by hand in one DuckDB session (a child process too), with the pipeline's memory_limit:
+
+- load: every landing CSV of each entity read with ``read_csv`` into the raw table of
+  its entity, typed as the contract says, deduplicated (latest ``updated_at`` per key for
+  versioned entities, distinct rows for events); a daily batch is merged into the
+  previous floor's tables (delete + insert by key);
+- transform: the run's own compiled model SQL (dbt's ``run_results.json``, in
+  completion order, so every model after the ones it reads) executed in one session.
+
+Peak memory is the largest sum of the resident memory of the process and all of its
+descendants (dbt included), sampled every 50 ms from /proc. Times are wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+AS_OF_END = dt.date(2026, 11, 26)
+MEMORY_LIMIT = "4GB"  # the pipeline's default memory_limit
+
+
+# --- measuring a child process ------------------------------------------------------------
+
+
+def _tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and every descendant (children's pages counted once per
+    process; shared libraries are small beside the data)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def measure(cmd: list[str], log: Path) -> tuple[float, float, int]:
+    """Run ``cmd``; (wall seconds, peak tree RSS in GiB, exit code). Output goes to ``log``."""
+    peak = 0
+    with log.open("w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, _tree_rss_bytes(proc.pid))
+                stop.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = proc.wait()
+        wall = time.perf_counter() - started
+        stop.set()
+        sampler.join()
+    return wall, peak / 2**30, code
+
+
+# --- the floor ------------------------------------------------------------------------------
+
+
+def floor_load(db: Path, batches: list[Path]) -> None:
+    """Read the batches' CSVs into raw.* by hand: typed, deduplicated, merged."""
+    import duckdb
+
+    from ingestion.schema import ENTITIES, SQL_TYPES
+    from ingestion.warehouse import RAW_SCHEMA, create_raw_tables
+
+    con = duckdb.connect(str(db))
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    create_raw_tables(con)
+    for name, entity in ENTITIES.items():
+        files = [str(b / f"{name}.csv") for b in batches if (b / f"{name}.csv").exists()]
+        if not files:
+            continue
+        typed = ", ".join(
+            f"TRY_CAST({c.name} AS {SQL_TYPES[c.type]}) AS {c.name}" for c in entity.columns
+        )
+        source = (
+            f"SELECT {typed}, regexp_extract(filename, '([^/]+)/[^/]+$', 1) AS _batch_id, "
+            f"filename AS _source_file, row_number() OVER () AS _source_row "
+            f"FROM read_csv({files}, header = true, all_varchar = true, union_by_name = true, "
+            f"filename = true)"
+        )
+        key = ", ".join(entity.key)
+        if entity.kind == "versioned":
+            order = "updated_at DESC NULLS LAST, _batch_id DESC, _source_row DESC"
+            if "updated_at" not in entity.column_names:
+                order = "_batch_id DESC, _source_row DESC"
+            new = f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1"  # noqa: E501
+        else:
+            new = f"SELECT DISTINCT ON ({', '.join(entity.column_names)}) * FROM ({source})"
+        con.execute(f"CREATE TEMP TABLE _new AS {new}")
+        target = f"{RAW_SCHEMA}.{name}"
+        matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
+        con.execute(f"DELETE FROM {target} t USING _new n WHERE {matches}")
+        columns = ", ".join([*entity.column_names, "_batch_id", "_source_file", "_source_row"])
+        con.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM _new")
+        con.execute("DROP TABLE _new")
+    con.close()
+
+
+def floor_transform(db: Path, run_results: Path, stage_map_from: Path) -> None:
+    """Execute the run's compiled models, in completion order, in one session."""
+    import duckdb
+
+    results = json.loads(run_results.read_text())["results"]
+    con = duckdb.connect(str(db))
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    # The stage map is configuration the pipeline writes; copied, not timed as work.
+    con.execute(f"ATTACH '{stage_map_from}' AS run_wh (READ_ONLY)")
+    con.execute("CREATE OR REPLACE TABLE raw.stage_map AS SELECT * FROM run_wh.raw.stage_map")
+    con.execute("DETACH run_wh")
+    for schema in ("staging", "intermediate", "marts"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for r in results:
+        if not r["unique_id"].startswith("model."):
+            continue
+        kind = "VIEW" if r["unique_id"].split(".")[2].startswith("stg_") else "TABLE"
+        con.execute(f"CREATE OR REPLACE {kind} {r['relation_name']} AS {r['compiled_code']}")
+    con.close()
+
+
+# --- one size ---------------------------------------------------------------------------------
+
+
+def bench_size(n: int, batches: int, work: Path, exe: Path) -> list[dict[str, object]]:
+    from ingestion.synthetic import generate
+
+    landing = work / f"landing_{n}"
+    if not landing.exists():
+        generate(landing, opportunities=n, batches=batches, end=AS_OF_END)
+    held = work / f"held_{n}"
+    held.mkdir(exist_ok=True)
+    folders = sorted(p for p in landing.iterdir() if p.is_dir())
+    last = folders[-1]
+    shutil.move(str(last), held / last.name)
+    run_dir = work / f"run_{n}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
+    warehouse = run_dir / "warehouse.duckdb"
+    floor_dir = work / f"floor_{n}"
+    shutil.rmtree(floor_dir, ignore_errors=True)
+    floor_dir.mkdir()
+    # The compiled SQL names the database after the file: the floor's has the same name.
+    floor_db = floor_dir / "warehouse.duckdb"
+    py = sys.executable
+    here = str(Path(__file__).resolve())
+
+    def run(as_of: str, tag: str) -> tuple[float, float, int]:
+        return measure(
+            [str(exe), "run", "--source", "crm", "--landing", str(landing),
+             "--warehouse", str(warehouse), "--as-of", as_of],
+            work / f"{tag}_{n}.log",
+        )  # fmt: skip
+
+    def floor(step: str, *args: str) -> tuple[float, float, int]:
+        return measure([py, here, f"--{step}", *args], work / f"floor_{step}_{n}.log")
+
+    rows: list[dict[str, object]] = []
+
+    def record(label: str, run_m: tuple[float, float, int], parts: list[tuple]) -> None:
+        floor_s = sum(p[0] for p in parts)
+        floor_gib = max(p[1] for p in parts)
+        if run_m[2] != 0 or any(p[2] != 0 for p in parts):
+            raise SystemExit(f"{label} at {n:,} failed: see the logs in {work}")
+        rows.append(
+            {
+                "opportunities": n,
+                "run": label,
+                "wall_s": run_m[0],
+                "peak_gib": run_m[1],
+                "floor_s": floor_s,
+                "floor_parts_s": [round(p[0], 1) for p in parts],
+                "floor_peak_gib": floor_gib,
+                "ratio": run_m[0] / floor_s,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+
+    first_as_of = f"{folders[-2].name[:10]}T06:00:00Z"
+    last_as_of = f"{last.name[:10]}T06:00:00Z"
+    try:
+        # 1. first load
+        m = run(first_as_of, "first")
+        load = floor("load", str(floor_db), *[str(f) for f in folders[:-1]])
+        transform = floor(
+            "transform", str(floor_db), str(run_dir / "dbt_target" / "run_results.json"),
+            str(warehouse),
+        )  # fmt: skip
+        record("first load", m, [load, transform])
+        # 2. the daily batch
+        shutil.move(str(held / last.name), landing / last.name)
+        m = run(last_as_of, "daily")
+        load = floor("load", str(floor_db), str(landing / last.name))
+        transform = floor(
+            "transform", str(floor_db), str(run_dir / "dbt_target" / "run_results.json"),
+            str(warehouse),
+        )  # fmt: skip
+        record("daily batch", m, [load, transform])
+        # 3. nothing new, a day later
+        next_day = (dt.date.fromisoformat(last.name[:10]) + dt.timedelta(days=1)).isoformat()
+        m = run(f"{next_day}T06:00:00Z", "nothing_new")
+        transform = floor(
+            "transform", str(floor_db), str(run_dir / "dbt_target" / "run_results.json"),
+            str(warehouse),
+        )  # fmt: skip
+        record("nothing new", m, [transform])
+    finally:
+        if (held / last.name).exists():
+            shutil.move(str(held / last.name), landing / last.name)
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| opportunities | run | time (s) | peak RSS (GiB) | DuckDB floor (s) | floor peak (GiB) "
+        "| ratio |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        parts = " + ".join(f"{p}" for p in r["floor_parts_s"])
+        lines.append(
+            f"| {r['opportunities']:,} | {r['run']} | {r['wall_s']:.1f} | {r['peak_gib']:.2f} "
+            f"| {r['floor_s']:.1f} ({parts}) | {r['floor_peak_gib']:.2f} | {r['ratio']:.1f}× |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--work", type=Path, help="work here and keep the files")
+    parser.add_argument("--load", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--transform", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.load:
+        floor_load(Path(args.load[0]), [Path(p) for p in args.load[1:]])
+        return 0
+    if args.transform:
+        floor_transform(*(Path(p) for p in args.transform))
+        return 0
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    work.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).parent / "crm-pipeline"
+    rows: list[dict[str, object]] = []
+    try:
+        for n in args.sizes:
+            rows += bench_size(n, args.batches, work, exe)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())
