@@ -15,13 +15,11 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from ingestion.errors import ConfigError
-
-if TYPE_CHECKING:
-    from orchestration.lib.alerts import Alert
+from orchestration.lib.alert import Alert
 
 WEBHOOK_URL = "CRM_ALERT_WEBHOOK_URL"
 SLACK_VARS = ("CRM_SLACK_TOKEN", "CRM_SLACK_CHANNEL", "CRM_SLACK_API_URL")
@@ -50,7 +48,7 @@ class Sink(Protocol):
 
     def describe(self) -> str: ...
 
-    def send(self, alert: "Alert", timeout: float) -> None: ...
+    def send(self, alert: Alert, timeout: float) -> None: ...
 
 
 def _retryable_status(status: int) -> bool:
@@ -69,7 +67,7 @@ class WebhookSink:
         # The path of a webhook URL is usually its secret (Slack, Teams, Zapier ...).
         return f"webhook {parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
-    def send(self, alert: "Alert", timeout: float) -> None:
+    def send(self, alert: Alert, timeout: float) -> None:
         body = json.dumps({"text": alert.text(), "alert": alert.as_dict()}).encode()
         request = urllib.request.Request(
             self.url,
@@ -101,7 +99,7 @@ class SlackSink:
     def describe(self) -> str:
         return f"Slack channel {self.channel}"
 
-    def send(self, alert: "Alert", timeout: float) -> None:
+    def send(self, alert: Alert, timeout: float) -> None:
         from slack_sdk import WebClient
         from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -137,7 +135,7 @@ class EmailSink:
     def describe(self) -> str:
         return f"e-mail to {', '.join(self.recipients)} via {self.host}:{self.port}"
 
-    def send(self, alert: "Alert", timeout: float) -> None:
+    def send(self, alert: Alert, timeout: float) -> None:
         message = EmailMessage()
         message["Subject"] = f"[crm-pipeline] {alert.title}"
         message["From"] = self.sender

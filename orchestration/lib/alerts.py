@@ -11,18 +11,18 @@ everything written or sent.
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from ingestion.config import PipelineConfig
+from orchestration.lib.alert import Alert
 from orchestration.lib.alert_sinks import DeliveryError, Sink, configured_sinks, secret_values
 
 _LOG = logging.getLogger("crm_pipeline.alerts")
@@ -31,53 +31,6 @@ _LOG = logging.getLogger("crm_pipeline.alerts")
 class Log(Protocol):
     def info(self, msg: str) -> None: ...
     def warning(self, msg: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One thing an operator must hear about, in words a human can act on."""
-
-    kind: str  # check_failed | check_warning | run_failed | stale_data
-    severity: str  # error | warn
-    title: str
-    message: str
-    entity: str | None = None
-    check: str | None = None
-    rows: int | None = None
-    examples: list[str] = field(default_factory=list)
-    run_id: str | None = None
-    where: str | None = None
-    # What makes two alerts "the same failure"; by default the kind, entity, check and
-    # message (not the run or the time, which differ on every repeat).
-    key: str | None = None
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-
-    def dedup_key(self) -> str:
-        if self.key:
-            return self.key
-        text = "\x1f".join(str(v) for v in (self.kind, self.entity, self.check, self.message))
-        return f"{self.kind}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-
-    def text(self) -> str:
-        """The alert as plain text, for chat and e-mail."""
-        lines = [f"[{self.severity.upper()}] {self.title}", "", self.message.strip()]
-        facts = [
-            f"{name}: {value}"
-            for name, value in (("entity", self.entity), ("check", self.check), ("rows", self.rows))
-            if value is not None
-        ]
-        if facts:
-            lines += ["", " · ".join(facts)]
-        if self.examples:
-            lines += ["", "Examples:", *(f"  - {e}" for e in self.examples)]
-        if self.where:
-            lines += ["", f"Where to look: {self.where}"]
-        if self.run_id:
-            lines.append(f"Run: {self.run_id}")
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "key": self.dedup_key()}
 
 
 def send_alert(

@@ -1,0 +1,62 @@
+"""No import cycle among the project's modules (type-only imports included)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+PACKAGES = ("ingestion", "orchestration")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_imports(path: Path, known: set[str]) -> set[str]:
+    """The project modules ``path`` imports at module level (if-blocks such as
+    ``if TYPE_CHECKING:`` included; imports inside functions are deferred on purpose)."""
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.If | ast.Try):
+                visit(node.body)
+                visit(node.orelse)
+                continue
+            else:
+                continue
+            found.update(n for n in names if n in known)
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def test_no_import_cycle():
+    paths = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+    known = {module_name(p) for p in paths}
+    graph = {module_name(p): module_imports(p, known) - {module_name(p)} for p in paths}
+    assert "orchestration.lib.alert" in graph["orchestration.lib.alert_sinks"]
+
+    cycles = []
+    state: dict[str, str] = {}
+
+    def walk(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            # A package's __init__ importing its own submodule is not a cycle back.
+            if state.get(nxt) == "open" and not node.startswith(nxt + "."):
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                walk(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node, [node])
+    assert cycles == []
