@@ -17,6 +17,10 @@ read = converted + set aside with a reason, kept in the batch's notes file and r
 in ``quality.source_reconciliation`` by each run that loads the batch. An optional
 entity the files cannot fill a required column of is set aside there, not written, so
 it cannot reject the batch's deals.
+
+May import: duckdb and the rest of ``ingestion`` (the adapters: schema, landing, config,
+errors; this module also the loader, to load the batches it converted). Nothing outside
+this package imports an adapter module directly.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Building reads the small config file and nothing else: the dbt manifest is prepa
 of time (`make`), the warehouse is opened only inside runs. The command line builds its
 own Definitions from its options; ``orchestration.definitions`` builds the code location's
 from the environment.
+
+May import: its concern folders, ``orchestration.lib``, ``ingestion``, dagster.
 """
 
 import dagster as dg

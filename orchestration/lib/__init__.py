@@ -1,0 +1,8 @@
+"""Helpers shared by the Dagster definitions and the command line: the pipeline
+resource and writer lock (``pipeline``), alerts (``alert``, ``alerts``, ``alert_sinks``),
+what a failed run means (``run_failures``), the run summary (``summary``) and progress
+lines (``progress``).
+
+May import: ``ingestion``, dagster. Never ``orchestration.defs`` (the definitions import
+these, not the other way round).
+"""

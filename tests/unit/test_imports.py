@@ -51,7 +51,7 @@ def test_no_import_cycle():
         for nxt in sorted(graph[node]):
             # A package's __init__ importing its own submodule is not a cycle back.
             if state.get(nxt) == "open" and not node.startswith(nxt + "."):
-                cycles.append(stack[stack.index(nxt) :] + [nxt])
+                cycles.append([*stack[stack.index(nxt) :], nxt])
             elif nxt not in state:
                 walk(nxt, [*stack, nxt])
         state[node] = "done"
@@ -60,3 +60,26 @@ def test_no_import_cycle():
         if node not in state:
             walk(node, [node])
     assert cycles == []
+
+
+def test_every_package_says_what_lives_there_and_what_it_may_import():
+    for init in sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert "May import:" in doc or "may import" in doc.lower(), init
+
+
+def test_ingestion_knows_nothing_of_dagster():
+    for path in (ROOT / "ingestion").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            bad = [
+                n for n in names if n.split(".")[0] in ("dagster", "dagster_dbt", "orchestration")
+            ]
+            assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
