@@ -179,6 +179,8 @@ class Outcome:
     # a range rule's lowest and highest failing value, the unmapped label spellings.
     span: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
     labels: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # Where each of ``examples`` was first seen, (source_file, source_row).
+    example_rows: tuple[tuple[str | None, int], ...] = field(default=(), repr=False, compare=False)
 
     def describe(self) -> str:
         r = self.rule
@@ -298,14 +300,18 @@ def _entity_checks(e: Entity) -> list[_Check]:
                     f"Two rows share a {k} after the loader's deduplication: report this "
                     f"batch (the loader should have kept one version per {k})."
                 ),
-                kwargs={"column": k},
+                # Unique within each landing file: a frame may hold several batches (the
+                # loader validates consecutive batches together), each with its version.
+                kwargs={"column": f"{k}__in_file"},
+                examples=(k,),
             )
         )
     else:
         # The versions of a conflicting key are all in the frame on purpose (each fails
         # <entity>.key_not_conflicting): this rule reads their key as missing.
         key_columns = [f"{k}__if_not_conflicting" if n in ONE_VERSION_PER_KEY else k for k in e.key]
-        kwargs: dict[str, Any] = {"column_list": key_columns}
+        # Unique within each landing file (see above).
+        kwargs: dict[str, Any] = {"column_list": ["_source_file", *key_columns]}
         if set(e.key) <= set(e.required_columns):
             # A row missing a key part fails <column>_not_null (row level, quarantined);
             # two such rows of one month must not also reject the whole batch here.
@@ -758,6 +764,7 @@ def _frame_sources(name: str) -> list[str]:
         "if_not_conflicting": [base, "key__conflicting"],
         "if_closed": [base, "is_closed"],
         "not_duplicated": [base, f"{base}__seen_before"],
+        "in_file": [base],
     }.get(suffix, [base])
 
 
@@ -833,12 +840,16 @@ def validate_batch(
     *,
     labels: Collection[str],
     severities: Mapping[str, Severity] | None = None,
-) -> tuple[Outcome, ...]:
+    by_file: bool = False,
+) -> Any:
     """Run ``entity``'s suite on one batch's frame (the frame contract: module doc).
 
     ``labels``: the normalised stage labels that map to a canonical stage.
     ``severities``: rule name → severity, overriding the defaults (ConfigError on
     unknown names).
+    ``by_file``: the frame holds the rows of several landing files (consecutive batches
+    validated in one pass): the outcomes of each file, by ``_source_file``, each as if
+    its rows had been validated alone (uniqueness is judged within a file already).
     """
     checks = _checks(entity)
     overrides = check_severities(severities or {})
@@ -856,17 +867,28 @@ def validate_batch(
     results = _run_suite(entity, check_frame, {_LABELS_PARAMETER: label_set or ["-"]})
     del check_frame
 
-    outcomes = []
+    judged = []
     for check in checks:
         result = results.get(check.rule.name)
         if result is None:
             raise HygieneError(f"GX returned no result for {check.rule.name}")
-        severity = overrides.get(check.rule.name, check.rule.severity)
-        if check.rule.expectation == "expect_column_distinct_values_to_be_in_set":
-            outcomes.append(_label_outcome(check, severity, result, source, set(label_set)))
-        else:
-            outcomes.append(_map_outcome(check, severity, result, source))
-    return tuple(outcomes)
+        judged.append((check, overrides.get(check.rule.name, check.rule.severity), result))
+
+    def outcomes(rows: np.ndarray | None) -> tuple[Outcome, ...]:
+        found = []
+        for check, severity, result in judged:
+            if check.rule.expectation == "expect_column_distinct_values_to_be_in_set":
+                found.append(_label_outcome(check, severity, result, source, set(label_set), rows))
+            else:
+                found.append(_map_outcome(check, severity, result, source, rows))
+        return tuple(found)
+
+    whole = outcomes(None)
+    if not by_file:
+        return whole
+    codes = source.file_codes()
+    files = source.frame["_source_file"].unique() if "_source_file" in frame.columns else [None]
+    return {str(f): outcomes(codes == k) for k, f in enumerate(files)}
 
 
 def arrow_backed(table: Any) -> pd.DataFrame:
@@ -963,8 +985,21 @@ class _Source:
         self._cache[name] = value
         return value
 
+    def file_codes(self) -> np.ndarray:
+        """Each row's landing file as a code (0 for all when the frame names none)."""
+        if "_source_file" not in self.frame.columns:
+            return np.zeros(self.n, dtype=np.int64)
+        return pd.factorize(self.frame["_source_file"], use_na_sentinel=False)[0]
+
     def _derive(self, name: str) -> Any:
         base, _, suffix = name.partition("__")
+        if name == "_source_file":
+            return self.file_codes()
+        if suffix == "in_file":
+            # (file, value) as one number; NaN where the value is NULL (not judged).
+            codes, uniques = self.factorized(base)
+            pairs = self.file_codes() * (len(uniques) + 1) + codes
+            return np.where(codes < 0, np.nan, pairs.astype(np.float64))
         if not suffix:
             if name == "opportunity_created_at":
                 return _as_datetime(self.frame[name])
@@ -1116,7 +1151,14 @@ def _raise_on_exception(name: str | None, result: Any) -> None:
             )
 
 
-def _map_outcome(check: _Check, severity: Severity, result: Any, source: _Source) -> Outcome:
+def _map_outcome(
+    check: _Check,
+    severity: Severity,
+    result: Any,
+    source: _Source,
+    rows: np.ndarray | None = None,
+) -> Outcome:
+    """The rule's outcome on the frame, or on its ``rows`` (a mask: one file's rows)."""
     info = result.result or {}
     count = int(info.get("unexpected_count") or 0)
     positions = np.asarray(info.get("unexpected_index_list") or [], dtype=np.int64)
@@ -1129,19 +1171,26 @@ def _map_outcome(check: _Check, severity: Severity, result: Any, source: _Source
     success = bool(result.success) and count == 0
     if not success and count == 0:
         raise HygieneError(f"{check.rule.name}: GX failed the rule without failing rows")
+    elements = int(info.get("element_count", source.n))
+    if rows is not None:
+        positions = positions[rows[positions]]
+        count, elements = len(positions), int(rows.sum())
+        success = count == 0
     rows, refs = _row_ids(source, positions)
     span = _span(check, source, positions)
+    examples, example_rows = _examples(check, source, positions)
     return Outcome(
         rule=check.rule,
         severity=severity,
         success=success,
-        element_count=int(info.get("element_count", source.n)),
+        element_count=elements,
         unexpected_count=count,
         unexpected_rows=rows,
-        examples=_examples(check, source, positions),
+        examples=examples,
         observed=_span_text(span),
         row_refs=refs,
         span=span,
+        example_rows=example_rows,
     )
 
 
@@ -1189,11 +1238,14 @@ def _row_ids(
     return pairs, refs
 
 
-def _examples(check: _Check, source: _Source, positions: np.ndarray) -> tuple[str, ...]:
-    """Up to five distinct failing values, from the first failing rows. A value from a
-    column other than the rule's own is shown as ``column=value``."""
+def _examples(
+    check: _Check, source: _Source, positions: np.ndarray
+) -> tuple[tuple[str, ...], tuple[tuple[str | None, int], ...]]:
+    """Up to five distinct failing values, from the first failing rows, and the row each
+    was first seen in. A value from a column other than the rule's own is shown as
+    ``column=value``."""
     if not len(positions) or not check.examples:
-        return ()
+        return (), ()
     head = positions[:1000]
     main = check.rule.column
     columns: list[tuple[str, list[str]]] = []
@@ -1222,7 +1274,29 @@ def _examples(check: _Check, source: _Source, positions: np.ndarray) -> tuple[st
             ", ".join(f"{c}={v}" for (c, _), v in zip(columns, values, strict=True))
             for values in zip(*(texts for _, texts in columns), strict=True)
         )
-    return tuple(dict.fromkeys(shown))[:_EXAMPLES]
+    first: dict[str, int] = {}
+    for i, text in enumerate(shown):
+        first.setdefault(text, i)
+        if len(first) == _EXAMPLES:
+            break
+    at = head[list(first.values())]
+    rows = source.frame["_source_row"].to_numpy()[at].tolist()
+    files = source.raw("_source_file", at)
+    files = files.tolist() if files is not None else [None] * len(rows)
+    return tuple(first), tuple((f, int(r)) for f, r in zip(files, rows, strict=True))
+
+
+def _first_examples(parts: Sequence[Outcome]) -> tuple[str, ...]:
+    """The examples of one rule over several parts, as the whole frame gives them: the
+    first five distinct in file and row order of where each was first seen."""
+    seen = sorted(
+        ((f or "", r), e)
+        for o in parts
+        for e, (f, r) in zip(
+            o.examples, o.example_rows or [(None, 0)] * len(o.examples), strict=True
+        )
+    )
+    return tuple(dict.fromkeys(e for _, e in seen))[:_EXAMPLES]
 
 
 def _text(value: Any) -> str:
@@ -1239,10 +1313,16 @@ def _text(value: Any) -> str:
 
 
 def _label_outcome(
-    check: _Check, severity: Severity, result: Any, source: _Source, labels: set[str]
+    check: _Check,
+    severity: Severity,
+    result: Any,
+    source: _Source,
+    labels: set[str],
+    rows: np.ndarray | None = None,
 ) -> Outcome:
     """The stage-label rule: GX decides on the distinct labels; the message names every
-    unmapped label as the CRM wrote it, and the config lines that map it."""
+    unmapped label as the CRM wrote it, and the config lines that map it. On ``rows``
+    (one file's), the labels of those rows."""
     codes, uniques = source.factorized("stage")
     unmapped = [i for i, u in enumerate(uniques) if normalize_label(str(u)) not in labels]
     info = result.result or {}
@@ -1257,13 +1337,18 @@ def _label_outcome(
             f"{check.rule.name}: GX found {gx_count} unmapped labels, the check frame "
             f"{len(by_label)}"
         )
+    n = source.n
+    if rows is not None:
+        codes, n = codes[rows], int(rows.sum())
+        # Each label where the file first has it: the order a file validated alone gives.
+        present, first = np.unique(codes, return_index=True)
+        at = dict(zip(present.tolist(), first.tolist(), strict=True))
+        unmapped = sorted((i for i in unmapped if i in at), key=at.__getitem__)
     if not unmapped:
-        return Outcome(check.rule, severity, True, source.n, 0, (), (), None)
+        return Outcome(check.rule, severity, True, n, 0, (), (), None)
     failing = np.isin(codes, unmapped)
     spellings = [str(uniques[i]) for i in unmapped]  # as the CRM wrote them, first seen first
-    return _unmapped_labels_outcome(
-        check.rule, severity, source.n, int(failing.sum()), tuple(spellings)
-    )
+    return _unmapped_labels_outcome(check.rule, severity, n, int(failing.sum()), tuple(spellings))
 
 
 def _unmapped_labels_outcome(
@@ -1336,7 +1421,7 @@ def merge_outcomes(parts: Sequence[Sequence[Outcome]]) -> tuple[Outcome, ...]:
                 unexpected_count=failing,
                 unexpected_rows=tuple(pair for pair, _ in rows),
                 row_refs=tuple(ref for _, ref in rows),
-                examples=tuple(dict.fromkeys(e for o in same for e in o.examples))[:_EXAMPLES],
+                examples=_first_examples(same),
                 observed=_span_text(span),
                 span=span,
             )

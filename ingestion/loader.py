@@ -74,6 +74,9 @@ _FALSE = ("false", "0", "no", "f", "n")
 # Rows per frame the hygiene gate validates at once: a larger batch is split by a hash of
 # its key (bench/RESULTS.md, "Scaling": about 1 GB of frame and GX work per part).
 VALIDATION_PART_ROWS = 1_000_000
+# Several new batches are validated in one pass per entity (``_ingest_together``); off:
+# batch by batch, the reference path it must match (tests compare the two).
+GROUP_BATCHES = True
 _VERSION_VALUES: dict[str, str] = {"quotas": "row(amount, upper(trim(currency)))"}
 assert set(_VERSION_VALUES) == ONE_VERSION_PER_KEY, "every such entity needs its values"
 
@@ -220,22 +223,17 @@ def ingest(
         value_labels={k: dict(v) for k, v in (value_labels or {}).items()},
     )
     _write_stage_map(con, stage_map)
-    order = {name: n for n, name in enumerate(PROCESSING_ORDER)}
-    for batch_id in sorted(to_load):
-        files_in_order = sorted(to_load[batch_id], key=lambda fs: order[fs[0].entity.name])
+    pending = sorted(to_load)
+    if GROUP_BATCHES and len(pending) > 1:
+        together = _ingest_together(con, [to_load[b] for b in pending], context, source_timezone)
+        if together is not None:
+            report.files.extend(together)
+            pending = []
+    for seq, batch_id in enumerate(pending):
         # Reading runs outside the transaction: in DuckDB a failed statement aborts the
         # open transaction, and a file that cannot be read must only reject its batch.
         # Temporary tables are private to this connection, so nothing is published yet.
-        con.execute(f"SET TimeZone = '{source_timezone.replace(chr(39), '')}'")
-        try:
-            staged = [
-                _stage_file(con, f, sha, f"_staged_{n}", context)
-                for n, (f, sha, _stat) in enumerate(files_in_order)
-            ]
-            for s, (_f, _sha, stat) in zip(staged, files_in_order, strict=True):
-                s.result.size, s.result.mtime_ns = stat.st_size, stat.st_mtime_ns
-        finally:
-            con.execute("SET TimeZone = 'UTC'")
+        staged = _stage_batch(con, to_load[batch_id], context, source_timezone, seq)
         # Each batch is published whole, with its log rows, or not at all.
         con.execute("BEGIN TRANSACTION")
         try:
@@ -264,6 +262,134 @@ class _RunContext:
     quarantine_max_share: float
     full_export: bool = False
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _stage_batch(
+    con: duckdb.DuckDBPyConnection,
+    files: list[tuple[LandingFile, str, os.stat_result]],
+    ctx: _RunContext,
+    source_timezone: str,
+    seq: int,
+) -> list[_Staged]:
+    """Read and type a batch's files into temporary tables, in processing order."""
+    order = {name: n for n, name in enumerate(PROCESSING_ORDER)}
+    files_in_order = sorted(files, key=lambda fs: order[fs[0].entity.name])
+    con.execute(f"SET TimeZone = '{source_timezone.replace(chr(39), '')}'")
+    try:
+        staged = [
+            _stage_file(con, f, sha, f"_staged_{seq}_{n}", ctx)
+            for n, (f, sha, _stat) in enumerate(files_in_order)
+        ]
+    finally:
+        con.execute("SET TimeZone = 'UTC'")
+    for s, (_f, _sha, stat) in zip(staged, files_in_order, strict=True):
+        s.result.size, s.result.mtime_ns = stat.st_size, stat.st_mtime_ns
+    return staged
+
+
+def _ingest_together(
+    con: duckdb.DuckDBPyConnection,
+    batches: list[list[tuple[LandingFile, str, os.stat_result]]],
+    ctx: _RunContext,
+    source_timezone: str,
+) -> list[FileResult] | None:
+    """Several new batches (a first load, a catch-up) with one Great Expectations pass
+    per entity instead of one per batch and entity: GX's fixed cost per validation (about
+    15 ms per expectation) made a 30-batch first load of 10k opportunities take 20× its
+    floor.
+
+    Each batch is published in order, in one transaction, as the batch-by-batch path
+    would if every batch passed: its candidates against raw as the earlier batches left
+    it, its frame (reference flags included) built before it is published. Then every
+    entity's frames of all the batches are validated together, each file's outcomes as
+    if alone (``validate_batch(by_file=True)``). Committed only if no ERROR rule failed
+    anywhere: what was published is then exactly what batch by batch gives. Otherwise
+    (a quarantined row or a rejected batch changes what the later batches see) it is all
+    rolled back and None says to go batch by batch. Files that cannot be read: None."""
+    from ingestion.hygiene import merge_outcomes, validate_batch
+
+    staged_batches = [
+        _stage_batch(con, files, ctx, source_timezone, seq) for seq, files in enumerate(batches)
+    ]
+    everything = [s for staged in staged_batches for s in staged]
+    frames: dict[str, list[str]] = {}
+    if any(s.table is None or s.result.reasons for s in everything):
+        _drop_temporaries(con, everything)
+        return None
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for seq, staged in enumerate(staged_batches):
+            for n, s in enumerate(staged):
+                entity = s.result.file.entity
+                s = staged[n] = _with_candidates(con, s)
+                frame = f"_frame_{seq}_{entity.name}"
+                con.execute(f"CREATE TEMP TABLE {frame} AS {_frame_sql(con, entity, s)}")
+                frames.setdefault(entity.name, []).append(frame)
+                # Later entities of this batch may reference these rows.
+                con.execute(f"DROP TABLE IF EXISTS _batch_{entity.name}")
+                con.execute(
+                    f"CREATE TEMP TABLE _batch_{entity.name} AS SELECT * FROM {s.candidates}"
+                )
+            for s in staged:
+                _publish(con, s, [], ctx)
+            _drop_temporaries(con, staged)
+        outcomes: dict[str, tuple[Any, ...]] = {}
+        for name, tables in frames.items():
+            entity = ENTITIES[name]
+            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in tables)
+            # fetchall: a result left open would block the next query (DuckDB 2).
+            ((rows,),) = con.execute(f"SELECT count(*) FROM ({union})").fetchall()
+            parts = max(1, -(-rows // VALIDATION_PART_ROWS))
+            per_file: dict[str, list[Any]] = {}
+            for index in range(parts):
+                frame = _frame_part(con, entity, union, (index, parts))
+                if len(frame):
+                    found = validate_batch(
+                        name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
+                    )
+                    for file, outs in found.items():
+                        per_file.setdefault(file, []).append(outs)
+                del frame
+            for file, parts_of_file in per_file.items():
+                outcomes[file] = merge_outcomes(parts_of_file)
+            # A file whose rows were all duplicates is judged on no rows, as alone.
+            empty = None
+            for s in everything:
+                if s.result.file.entity.name == name and s.result.file.relative not in outcomes:
+                    if empty is None:
+                        none = _frame_part(
+                            con, entity, f"SELECT * FROM {tables[0]} LIMIT 0", (0, 1)
+                        )
+                        empty = validate_batch(
+                            name, none, labels=ctx.labels, severities=ctx.severities
+                        )
+                    outcomes[s.result.file.relative] = empty
+        failed = any(
+            not o.success and o.severity == "error" for outs in outcomes.values() for o in outs
+        )
+        if failed:
+            con.execute("ROLLBACK")
+            return None
+        _insert_outcomes(
+            con,
+            [
+                row
+                for s in everything
+                for row in _outcome_rows(s.result, outcomes[s.result.file.relative], ctx)
+            ],
+        )
+        results = [s.result for s in everything]
+        _write_log(con, results, ctx)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for tables in frames.values():
+            for t in tables:
+                con.execute(f"DROP TABLE IF EXISTS {t}")
+        _drop_temporaries(con, everything)
+    return results
 
 
 def _validate_and_publish(
@@ -327,7 +453,7 @@ def _validate(
     first load's 10M activities would otherwise be one frame of several GB)."""
     from ingestion.hygiene import merge_outcomes, validate_batch
 
-    (rows,) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchone()
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchall()
     parts = max(1, -(-rows // VALIDATION_PART_ROWS))
     results = []
     for index in range(parts):
@@ -535,13 +661,34 @@ def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
 def _validation_frame(
     con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, part: tuple[int, int] = (0, 1)
 ) -> Any:
-    """The candidates as pandas, with the flags the hygiene suite reads: whether each
-    reference resolves (in raw or among this batch's accepted rows), the creation time
-    of a stage change's opportunity, whether a contact's e-mail is already taken.
+    """The candidates as pandas, in the hygiene frame contract (``_frame_sql``)."""
+    return _frame_part(con, entity, _frame_sql(con, entity, s), part)
 
-    ``part`` (i, n): only the rows whose key hashes to i of n, so that a large batch is
-    validated in parts of bounded memory, each holding every row of its keys."""
-    from ingestion.hygiene import arrow_backed, frame_columns
+
+def _frame_part(
+    con: duckdb.DuckDBPyConnection, entity: Entity, sql: str, part: tuple[int, int]
+) -> Any:
+    """The rows of a frame query as pandas, in file and row order (so that a message's
+    examples are the same on every run). ``part`` (i, n): only the rows whose key hashes
+    to i of n, so that a large batch is validated in parts of bounded memory, each
+    holding every row of its keys."""
+    from ingestion.hygiene import arrow_backed
+
+    index, parts = part
+    where = f"WHERE hash({', '.join(entity.key)}) % {parts} = {index}" if parts > 1 else ""
+    # Through Arrow: text stays in Arrow buffers instead of a Python object per value.
+    return arrow_backed(
+        con.sql(
+            f"SELECT * FROM ({sql}) {where} ORDER BY _source_file, _source_row"
+        ).to_arrow_table()
+    )
+
+
+def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> str:
+    """The candidates with the flags the hygiene suite reads: whether each reference
+    resolves (in raw or among this batch's accepted rows), the creation time of a stage
+    change's opportunity, whether a contact's e-mail is already taken."""
+    from ingestion.hygiene import frame_columns
 
     flags = []
     joins = []
@@ -583,14 +730,8 @@ def _validation_frame(
     optional = (*EXPORT_LINEAGE, "email__seen_in_batch")
     wanted = [c for c in (*frame_columns(entity.name), *optional) if c in available]
     select = ", ".join(["c.*", *flags])
-    index, parts = part
-    where = f"WHERE hash({', '.join(entity.key)}) % {parts} = {index}" if parts > 1 else ""
-    # Through Arrow: text stays in Arrow buffers instead of a Python object per value.
-    return arrow_backed(
-        con.sql(
-            f"SELECT {', '.join(wanted)} FROM "
-            f"(SELECT {select} FROM {s.candidates} c {' '.join(joins)}) {where}"
-        ).to_arrow_table()
+    return (
+        f"SELECT {', '.join(wanted)} FROM (SELECT {select} FROM {s.candidates} c {' '.join(joins)})"
     )
 
 
@@ -606,7 +747,11 @@ def _batch_table_exists(con: duckdb.DuckDBPyConnection, entity: str) -> bool:
 def _record_outcomes(
     con: duckdb.DuckDBPyConnection, result: FileResult, outcomes: Any, ctx: _RunContext
 ) -> None:
-    rows = [
+    _insert_outcomes(con, _outcome_rows(result, outcomes, ctx))
+
+
+def _outcome_rows(result: FileResult, outcomes: Any, ctx: _RunContext) -> list[tuple[Any, ...]]:
+    return [
         (
             ctx.run_id,
             ctx.ingested_at,
@@ -626,12 +771,32 @@ def _record_outcomes(
         )
         for o in outcomes
     ]
-    if rows:
-        con.executemany(
-            f"INSERT INTO {QUALITY_SCHEMA}.validation_results VALUES "
-            f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+
+
+_RESULT_COLUMNS = (
+    "run_id", "validated_at", "batch_id", "entity", "source_file", "rule", "expectation",
+    "column", "severity", "success", "element_count", "unexpected_count", "observed",
+    "examples", "message",
+)  # fmt: skip
+
+
+def _insert_outcomes(con: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+    _insert_rows(con, f"{QUALITY_SCHEMA}.validation_results", _RESULT_COLUMNS, rows)
+
+
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...], rows: list[tuple]
+) -> None:
+    """One INSERT for all the rows: DuckDB's executemany runs a statement per row (7 s
+    for the outcomes of the 261 files of a 30-batch first load)."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    new_rows = pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])  # noqa: F841
+    names = ", ".join(f'"{c}"' for c in columns)
+    # DuckDB reads the local Arrow table by its name (a replacement scan).
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM new_rows")
 
 
 def _publish(
@@ -686,12 +851,18 @@ def _mark_missing_deleted(con: duckdb.DuckDBPyConnection, s: _Staged, ctx: _RunC
     ).fetchone()
 
 
+_LOG_COLUMNS = (
+    "run_id", "batch_id", "entity", "source_file", "content_sha256", "status", "input_rows",
+    "loaded_rows", "quarantined_rows", "duplicate_rows", "rejected_rows", "reasons",
+    "ingested_at", "file_size", "file_mtime_ns",
+)  # fmt: skip
+
+
 def _write_log(con: duckdb.DuckDBPyConnection, results: list[FileResult], ctx: _RunContext) -> None:
-    con.executemany(
-        f"INSERT INTO {QUALITY_SCHEMA}.ingestion_log (run_id, batch_id, entity, source_file, "
-        f"content_sha256, status, input_rows, loaded_rows, quarantined_rows, duplicate_rows, "
-        f"rejected_rows, reasons, ingested_at, file_size, file_mtime_ns) VALUES "
-        f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _insert_rows(
+        con,
+        f"{QUALITY_SCHEMA}.ingestion_log",
+        _LOG_COLUMNS,
         [
             (
                 ctx.run_id,

@@ -21,7 +21,9 @@ def con(tmp_path: Path):
 
 def log(con, run_id: str, batch_id: str, rows: int, status: str = "published") -> None:
     con.execute(
-        "insert into quality.ingestion_log values "
+        "insert into quality.ingestion_log (run_id, batch_id, entity, source_file, "
+        "content_sha256, status, input_rows, loaded_rows, quarantined_rows, duplicate_rows, "
+        "rejected_rows, reasons, ingested_at) values "
         "(?, ?, 'opportunities', ?, 'sha', ?, ?, ?, 0, 0, 0, '[]', now())",
         [run_id, batch_id, f"{batch_id}/opportunities.csv", status, rows, rows],
     )
