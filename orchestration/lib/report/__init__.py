@@ -13,7 +13,7 @@ writes it after every run that rebuilt the marts.
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -103,13 +103,14 @@ def build_report(
 def _write_atomic(path: Path, text: str) -> None:
     """Write beside the target, then rename: a reader never sees half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Named by process and thread, so two writers never share a temporary file; created
+    # with open() so it gets the usual permissions (mkstemp's are owner-only).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
