@@ -72,6 +72,14 @@ def _warnings(data: ReportData) -> list[str]:
     return out
 
 
+def _shown(path: Path) -> str:
+    """A path as the reader would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def render_report(data: ReportData, out_dir: Path) -> str:
     """The report's HTML; ``out_dir`` is where it will be written (for relative links)."""
     as_of = data.run.as_of
@@ -81,7 +89,7 @@ def render_report(data: ReportData, out_dir: Path) -> str:
         plotly_js=_plotly_js(),
         as_of=None if as_of is None else f"{as_of:%Y-%m-%d %H:%M:%S}",
         run_id=data.run.run_id,
-        warehouse=str(data.warehouse),
+        warehouse=_shown(data.warehouse),
         docs_link=Path(docs).as_posix(),
         warnings=_warnings(data),
         kpis=headline(data),
