@@ -232,8 +232,6 @@ def headline(data: ReportData) -> list[Kpi]:
     kpis = []
     for key, name in _KPI_NAMES.items():
         value, detail = values[key]
-        if key == "win_rate":
-            detail = f"{detail}, {window}"
         chart = None
         if trend is not None and not trend.empty:
             column = "open_amount_end" if key == "open_amount" else key
@@ -283,7 +281,9 @@ def funnel_section(data: ReportData) -> Section:
             go.Funnel(
                 y=stages,
                 x=reached,
-                textinfo="value+percent initial+percent previous",
+                textinfo="value+percent previous",
+                textfont={"size": 13},
+                showlegend=False,
                 marker={"color": [STAGE_COLOURS.get(s, OPEN) for s in frame["stage"]]},
             )
         )
@@ -397,7 +397,7 @@ def funnel_section(data: ReportData) -> Section:
                 "average",
                 "90th pct",
                 "in it now",
-                "their average age",
+                "their age (days)",
             ],
             rows,
         )
@@ -434,6 +434,7 @@ def funnel_section(data: ReportData) -> Section:
                 orientation="h",
                 marker={"color": LOST},
                 hovertemplate="%{y}: %{x:,}<extra></extra>",
+                showlegend=False,
             )
         )
         fig.update_yaxes(autorange="reversed")
@@ -1003,6 +1004,7 @@ def _quarantine_block(data: ReportData) -> Block:
             orientation="h",
             marker={"color": LOST},
             hovertemplate="%{y}: %{x:,} rows<extra></extra>",
+            showlegend=False,
         )
     )
     fig.update_yaxes(autorange="reversed")
