@@ -350,10 +350,12 @@ def test_data_quality_shows_the_last_runs_checks_quarantine_and_batches(page):
 
 def test_the_page_is_self_contained_with_plotly_inlined_once(page):
     scripts = re.findall(r"<script[^>]*>(.*?)</script>", page, re.S)
-    # plotly.js once, in the head; then one short call per chart (5 trends + 10 charts).
+    # plotly.js once, in the head, and the print resize; then one short call per chart
+    # (5 trends + 10 charts).
     library = [s for s in scripts if len(s) > 1_000_000]
     assert len(library) == 1 and library[0] in page.split("</head>")[0]
-    calls = [s for s in scripts if s not in library]
+    calls = [s for s in scripts if s not in library and "beforeprint" not in s]
+    assert len(scripts) == 2 + len(calls)
     assert len(calls) == 15 and all("Plotly.newPlot(" in s for s in calls)
     assert page.count('class="plotly-graph-div"') == 15
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
