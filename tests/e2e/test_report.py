@@ -11,6 +11,9 @@ to fetch proves the probe sees it.
 
 from __future__ import annotations
 
+import contextlib
+import html as html_module
+import io
 import json
 import os
 import re
@@ -39,9 +42,6 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
     config.write_text("synthetic: {opportunities: 1000, batches: 2, seed: 7}\n")
     argv = ["run", "--config", str(config), "--landing", str(data / "landing"),
             "--warehouse", str(data / "warehouse.duckdb"), "--as-of", DEMO_AS_OF]  # fmt: skip
-    import contextlib
-    import io
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(argv) == 0
@@ -160,8 +160,6 @@ def probe(html: str, page: Path, tmp: Path) -> dict[str, object]:
     root = re.search(r"<html[^>]*>", done.stdout)[0]
     attrs = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', root))
     assert attrs, f"the probe did not run: {done.stdout[:500]}"
-    import html as html_module
-
     return {k[5:]: json.loads(html_module.unescape(v)) for k, v in attrs.items()}
 
 

@@ -452,3 +452,31 @@ def test_report_command_errors_exit_2_without_a_traceback(tmp_path, capsys, make
 def test_the_dated_file_name_sorts_by_as_of_and_has_no_colon(warehouse):
     dated, _ = write_run_reports(warehouse, "run-2", datetime(2026, 1, 2, 3, 4, 5))
     assert dated.name == "pipeline-2026-01-02T030405.html"
+
+
+def test_the_batch_table_lists_the_latest_batches(warehouse):
+    con = duckdb.connect(str(warehouse))
+    con.executemany(
+        "insert into quality.ingestion_log (run_id, batch_id, entity, status, loaded_rows, "
+        "quarantined_rows, ingested_at) values ('run-0', ?, 'users', 'published', 1, 0, "
+        "'2026-01-01 00:00:00')",
+        [[f"a{n:02d}"] for n in range(40)],
+    )
+    con.close()
+    html, _ = build_report(warehouse, warehouse.parent)
+    batches = block(html, "Batches included")
+    assert "The latest 30 of 42 are listed." in note_text(batches)
+    # Batch ids sort by name (a00 … a39, b1, b2): the last 30 are a12 … a39, b1, b2.
+    assert [row[0] for row in table_rows(batches)] == [f"a{n:02d}" for n in range(12, 40)] + [
+        "b1",
+        "b2",
+    ]
+
+
+def test_the_docs_link_says_when_the_site_is_not_built(warehouse):
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    assert 'title="Not built yet: run make docs">Data dictionary</a>' in html
+    (warehouse.parent / "docs").mkdir()
+    (warehouse.parent / "docs" / "index.html").write_text("dbt docs")
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    assert 'href="../docs/index.html" title="The dbt documentation site' in html

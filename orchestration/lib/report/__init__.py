@@ -91,6 +91,7 @@ def render_report(data: ReportData, out_dir: Path) -> str:
         run_id=data.run.run_id,
         warehouse=_shown(data.warehouse),
         docs_link=Path(docs).as_posix(),
+        docs_built=docs_index(data.warehouse).exists(),
         warnings=_warnings(data),
         kpis=headline(data),
         sections=sections(data),

@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from markupsafe import Markup
 
-from orchestration.lib.report.data import WINDOW_MONTHS, ReportData
+from orchestration.lib.report.data import ReportData
 from orchestration.lib.summary import _METHOD_LABELS, SETTLED_MAX_OPEN_SHARE, _verdict
 
 # Stages and series keep their colours from chart to chart.
@@ -35,6 +35,10 @@ STAGE_COLOURS = {
 WON, LOST, CREATED, OPEN = "#31a354", "#de2d26", "#3182bd", "#756bb1"
 CONFIGURED, LEARNED = "#fd8d3c", "#3182bd"
 BOTTLENECK = "#e6550d"
+# A bar chart stays readable up to about this many bars; its table lists every row.
+MAX_BARS = 25
+# The batch table lists the latest batches; a daily export adds one a day for years.
+MAX_BATCHES = 30
 _CONFIG = {"displaylogo": False, "responsive": True}
 _MARGIN = {"l": 50, "r": 20, "t": 30, "b": 40}
 _SPARK_MARGIN = {"l": 48, "r": 8, "t": 4, "b": 22}
@@ -738,19 +742,20 @@ def reps_section(data: ReportData) -> Section:
     )
 
     def reps(frame: pd.DataFrame) -> tuple[Markup, Table]:
-        names = [label(r) for r in frame["rep"]]
+        top = frame.head(MAX_BARS)  # by won amount
+        names = [label(r) for r in top["rep"]]
         fig = go.Figure(
             [
                 go.Bar(
                     x=names,
-                    y=frame["attainment"],
+                    y=top["attainment"],
                     name="attainment (12 months)",
                     marker={"color": WON},
                     hovertemplate="%{x}: attainment %{y:.0%}<extra></extra>",
                 ),
                 go.Bar(
                     x=names,
-                    y=frame["win_rate"],
+                    y=top["win_rate"],
                     name="win rate",
                     marker={"color": CREATED},
                     hovertemplate="%{x}: win rate %{y:.0%}<extra></extra>",
@@ -800,7 +805,8 @@ def reps_section(data: ReportData) -> Section:
             note="From kpi_rep_monthly and kpi_pipeline_coverage. Attainment: won amount ÷ "
             "quota over the quota months of the window. Coverage (month of as_of): open "
             "amount expected to close this month ÷ the quota still to win; weighted: the "
-            "expected (probability-weighted) amount ÷ the same.",
+            f"expected (probability-weighted) amount ÷ the same. The chart shows the "
+            f"{MAX_BARS} reps with the largest won amount, the table every rep.",
             empty_window="no rep closed, held or was given a quota for a deal in the last "
             "12 months",
             wide=True,
@@ -820,17 +826,18 @@ def leads_section(data: ReportData) -> Section:
     )
 
     def leads(frame: pd.DataFrame) -> tuple[Markup, Table]:
-        channels = [label(c) for c in frame["channel"]]
+        top = frame.head(MAX_BARS)  # by leads
+        channels = [label(c) for c in top["channel"]]
         fig = go.Figure(
             [
-                go.Bar(x=channels, y=frame["leads"], name="leads", marker={"color": "#bdd7e7"}),
+                go.Bar(x=channels, y=top["leads"], name="leads", marker={"color": "#bdd7e7"}),
                 go.Bar(
-                    x=channels, y=frame["qualified"], name="qualified", marker={"color": "#6baed6"}
+                    x=channels, y=top["qualified"], name="qualified", marker={"color": "#6baed6"}
                 ),
                 go.Bar(
-                    x=channels, y=frame["converted"], name="converted", marker={"color": "#2171b5"}
+                    x=channels, y=top["converted"], name="converted", marker={"color": "#2171b5"}
                 ),
-                go.Bar(x=channels, y=frame["won"], name="won", marker={"color": WON}),
+                go.Bar(x=channels, y=top["won"], name="won", marker={"color": WON}),
             ]
         )
         fig.update_layout(barmode="group")
@@ -858,7 +865,8 @@ def leads_section(data: ReportData) -> Section:
             "leads",
             leads,
             note="Leads created in the last 12 months by channel, and how many were qualified "
-            "and converted by as_of and became won deals (kpi_lead_funnel).",
+            "and converted by as_of and became won deals (kpi_lead_funnel). The chart shows "
+            f"the {MAX_BARS} channels with the most leads, the table every channel.",
         )
     )
 
@@ -1027,9 +1035,10 @@ def _batches_block(data: ReportData) -> Block:
     if frame is None or frame.empty:
         return Block(title, empty="No batch has been loaded into this warehouse.")
     freshness = data.frame("freshness")
-    note = (
-        "Every export batch loaded (quality.ingestion_log); the marts include the published ones."
-    )
+    note = "Export batches loaded (quality.ingestion_log); the marts include the published ones."
+    if len(frame) > MAX_BATCHES:
+        note += f" The latest {MAX_BATCHES} of {len(frame):,} are listed."
+        frame = frame.tail(MAX_BATCHES)
     if freshness is not None and not freshness.empty:
         f = freshness.iloc[0]
         state = "passed" if f.success else f"failed ({f.severity})"
@@ -1073,4 +1082,4 @@ def sections(data: ReportData) -> list[Section]:
     ]
 
 
-__all__ = ["WINDOW_MONTHS", "Block", "Kpi", "Section", "Table", "headline", "sections"]
+__all__ = ["Block", "Kpi", "Section", "Table", "headline", "sections"]

@@ -8,7 +8,7 @@ report can say why a chart is absent instead of drawing a broken one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -393,9 +393,8 @@ def _read(
         (data.marts_last_day,) = con.execute(
             "select max(snapshot_date) from marts.fct_pipeline_daily_snapshot"
         ).fetchone()
-    daily_start = data.marts_last_day and data.marts_last_day.replace(
-        year=data.marts_last_day.year - 1
-    )
+    # The last 365 days, the last one included.
+    daily_start = data.marts_last_day and data.marts_last_day - timedelta(days=364)
     data.frames["daily"] = (
         _df(con, _DAILY_SQL, [daily_start])
         if "fct_pipeline_daily_snapshot" in marts and daily_start
