@@ -121,9 +121,10 @@ def render(fig: go.Figure, div_id: str, height: int = 320, sparkline: bool = Fal
     fig.update_layout(
         template="plotly_white",
         height=height,
-        margin=_SPARK_MARGIN if sparkline else _MARGIN,
+        # A chart that set its own margin (long rotated labels) keeps it.
+        margin=_SPARK_MARGIN if sparkline else {**_MARGIN, **fig.layout.margin.to_plotly_json()},
         showlegend=not sparkline,
-        legend={"orientation": "h", "y": -0.18},
+        legend={"orientation": "h", "y": -0.18, **fig.layout.legend.to_plotly_json()},
         font={"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
     )
     # A fixed div id keeps the report the same from one build to the next.
@@ -764,6 +765,8 @@ def reps_section(data: ReportData) -> Section:
         )
         fig.update_layout(barmode="group")
         fig.update_yaxes(tickformat=".0%")
+        # Rotated names reach left of the first bar: room for them.
+        fig.update_layout(margin={"l": 110}, legend={"y": 1.15})
         fig.update_xaxes(tickangle=-35, automargin=True)
         rows = [
             [
