@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) dbt_project/dbt_project.yml
 
-.PHONY: install run dev test check bench clean
+.PHONY: install run dev test check bench clean docs chromium
 
-install: $(STAMP) $(MANIFEST)
+install: $(STAMP) $(MANIFEST) chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,18 @@ $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 
 run: install
 	$(BIN)/crm-pipeline run
+
+# Headless Chromium renders the pipeline report in its browser test; Debian's package,
+# installed only when missing (the test says why it skipped if it cannot be).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		echo "warning: could not install chromium; the report's browser test will skip"
+
+# dbt's documentation site (catalog included) into data/docs/, built from the warehouse
+# (running the pipeline first when it has no marts yet).
+docs: install
+	$(BIN)/python -m orchestration.lib.report.dbt_docs
 
 # The Dagster UI and daemon (schedule, sensors, run queue) with deploy/dagster.yaml.
 dev: install
@@ -45,6 +57,7 @@ bench: install
 	$(BIN)/python bench/bench_validation.py 1000000
 	$(BIN)/python bench/bench_adapters.py 1000000
 	$(BIN)/python bench/bench_forecast_marts.py 1000000
+	$(BIN)/python bench/bench_report.py 1000000
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .dagster

@@ -1,4 +1,5 @@
-"""`crm-pipeline`: generate demo data, or run the whole asset graph in-process.
+"""`crm-pipeline`: generate demo data, run the whole asset graph in-process, or write the
+HTML pipeline report from a warehouse.
 
 Exit codes: 0 success; 1 data quality blocked the marts (each failing check is named);
 2 usage or configuration error; 3 the run failed for another reason (message printed).
@@ -48,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--landing", type=Path, help="landing directory (default data/landing)")
     run.add_argument("--warehouse", type=Path, help="DuckDB file (default data/warehouse.duckdb)")
     run.add_argument("--as-of", help="compute the marts as of this UTC timestamp (default now)")
+
+    rep = sub.add_parser("report", help="write the HTML pipeline report from the warehouse")
+    rep.add_argument("--config", type=Path, help="YAML configuration file")
+    rep.add_argument("--warehouse", type=Path, help="DuckDB file (default data/warehouse.duckdb)")
+    rep.add_argument(
+        "--out", type=Path, help="HTML file to write (default reports/latest.html beside it)"
+    )
     return parser
 
 
@@ -56,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "report":
+            return _report(args)
         return _run(args, sys.stdout, sys.stderr)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -81,6 +91,16 @@ def _generate(args: argparse.Namespace) -> int:
         fmt=args.format,
     )
     print(summary)
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Write the report of the latest run from the warehouse, opened read-only."""
+    from orchestration.lib.report import report_dir, write_report
+
+    warehouse = load_config(args.config).with_overrides(warehouse=args.warehouse).warehouse
+    out = args.out or report_dir(warehouse) / "latest.html"
+    print(f"Report: {write_report(warehouse, out)}")
     return EXIT_OK
 
 
@@ -130,6 +150,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(notes, file=err)
         _print_alerts(cfg, result.run_id, err)
         print(kpi_summary(cfg.warehouse.resolve()), file=out)
+        from orchestration.defs.report.assets import written_report
+
+        report = written_report(result)
+        if report:
+            print(f"Report: {report}  (open it in a browser)", file=out)
         return EXIT_OK
     code = _report_failure(result, err)
     from orchestration.lib.summary import source_summary

@@ -14,6 +14,7 @@ from orchestration.defs.alerts import sensors as alerts
 from orchestration.defs.automation import jobs as automation
 from orchestration.defs.ingest import assets as ingest
 from orchestration.defs.quality import checks as quality
+from orchestration.defs.report import assets as report
 from orchestration.defs.transform import assets as transform
 from orchestration.defs.transform.project import dbt_resource
 from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
@@ -27,6 +28,7 @@ def build_definitions(
         ingest.defs,
         quality.defs,
         transform.defs,
+        report.defs,
         automation.build_defs(cfg),
         alerts.build_defs(cfg),
         dg.Definitions(

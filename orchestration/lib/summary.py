@@ -59,7 +59,7 @@ where not is_deleted
 
 # A median over a handful of intervals names a bottleneck by chance.
 BOTTLENECK_MIN_INTERVALS = 10
-_STAGE_DURATION_SQL = """
+STAGE_DURATION_SQL = """
 select stage, median_days, completed_intervals
 from marts.kpi_stage_duration
 where stage in (select stage from marts.fct_stage_history where stage_category = 'open')
@@ -262,27 +262,46 @@ def _verdict(mapes: dict[str, float]) -> str:
     return f"Trust the {best} probabilities: their forecasts erred less than the {other} ones."
 
 
-def _bottleneck(durations: list[tuple[Any, ...]]) -> str:
+def bottleneck_stages(durations: list[tuple[Any, ...]]) -> tuple[list[str], float | None]:
     """The open stage with the highest median time in it, over completed intervals, when
-    enough of them back it; a tie names every stage that shares the top median."""
+    enough of them back it (every stage that shares the top median), and that median.
+    ``durations`` are the rows of STAGE_DURATION_SQL."""
     enough = [(stage, median) for stage, median, n in durations if n >= BOTTLENECK_MIN_INTERVALS]
     if not enough:
-        return f"n/a (no open stage has {BOTTLENECK_MIN_INTERVALS} completed intervals yet)"
+        return [], None
     top = max(median for _, median in enough)
-    stages = [stage for stage, median in enough if median == top]
+    return [stage for stage, median in enough if median == top], top
+
+
+def _bottleneck(durations: list[tuple[Any, ...]]) -> str:
+    stages, top = bottleneck_stages(durations)
+    if not stages:
+        return f"n/a (no open stage has {BOTTLENECK_MIN_INTERVALS} completed intervals yet)"
     if len(stages) > 1:
         return f"a tie between {', '.join(stages)} (median {top:.1f} days each)"
     return f"{stages[0]} (median {top:.1f} days)"
+
+
+def headline_kpis(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The summary's headline row (the report shows the same numbers): window_end, month,
+    won, lost, win_rate, avg_deal_size, avg_cycle_days, velocity, open_now, open_amount."""
+    row = con.execute(_SUMMARY_SQL).fetchone()
+    window_end, month, won, lost, win_rate, deal, cycle, velocity, open_now, open_amount = row
+    won_known, open_known = con.execute(_KNOWN_AMOUNTS_SQL, [window_end, window_end]).fetchone()
+    if not won_known:
+        # Without a known amount there is no deal size, hence no velocity either.
+        deal = velocity = None
+    if not open_known and open_now:
+        open_amount = None
+    return window_end, month, won, lost, win_rate, deal, cycle, velocity, open_now, open_amount
 
 
 def kpi_summary(warehouse: Path) -> str:
     """The headline KPIs, the forecast and its backtest, as printed after a run."""
     con = connect(warehouse, read_only=True)
     try:
-        row = con.execute(_SUMMARY_SQL).fetchone()
-        window_end = row[0]
-        won_known, open_known = con.execute(_KNOWN_AMOUNTS_SQL, [window_end, window_end]).fetchone()
-        durations = con.execute(_STAGE_DURATION_SQL).fetchall()
+        row = headline_kpis(con)
+        durations = con.execute(STAGE_DURATION_SQL).fetchall()
         (opportunities,) = con.execute("select count(*) from marts.fct_opportunities").fetchone()
         # A warehouse built before the forecast marts existed lacks them: skip their lines.
         tables = _marts_tables(con)
@@ -302,11 +321,6 @@ def kpi_summary(warehouse: Path) -> str:
     finally:
         con.close()
     window_end, month, won, lost, win_rate, deal, cycle, velocity, open_now, open_amount = row
-    if not won_known:
-        # Without a known amount there is no deal size, hence no velocity either.
-        deal = velocity = None
-    if not open_known and open_now:
-        open_amount = None
     if window_end is None:
         start = "n/a"
     elif window_end == month:

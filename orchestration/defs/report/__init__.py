@@ -1,0 +1,1 @@
+"""The pipeline report, written after every run that rebuilt the marts."""

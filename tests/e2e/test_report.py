@@ -1,0 +1,208 @@
+"""End to end: `crm-pipeline run` writes the pipeline report, a blocked run does not, and
+the report renders in a real browser (headless Chromium) with the network off.
+
+The browser test loads the demo report from file:// in a network namespace with no
+network (or, where one cannot be made, through a proxy that does not exist), under a
+Content-Security-Policy that lets nothing be fetched, and reads back what the page did:
+how many chart <div>s plotly.js filled with an <svg>, which resources it loaded, which
+loads the policy refused and which script errors it raised. A control page that does try
+to fetch proves the probe sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html as html_module
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import run_pipeline
+from report_helpers import kpi_tile
+
+from orchestration.cli import main
+
+pytestmark = pytest.mark.slow
+
+SKELETON = Path(__file__).parents[1] / "fixtures" / "skeleton"
+DEMO_AS_OF = "2026-11-29T06:00:00"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    """The demo (synthetic source, 1,000 opportunities) run once into <tmp>/data/."""
+    data = tmp_path_factory.mktemp("demo") / "data"
+    config = data.parent / "crm.yaml"
+    config.write_text("synthetic: {opportunities: 1000, batches: 2, seed: 7}\n")
+    argv = ["run", "--config", str(config), "--landing", str(data / "landing"),
+            "--warehouse", str(data / "warehouse.duckdb"), "--as-of", DEMO_AS_OF]  # fmt: skip
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    return data, out.getvalue()
+
+
+def test_a_run_writes_the_dated_and_the_latest_report(demo):
+    data, stdout = demo
+    reports = data / "reports"
+    dated = reports / "pipeline-2026-11-29T060000.html"
+    latest = reports / "latest.html"
+    assert sorted(p.name for p in reports.iterdir()) == ["latest.html", dated.name]
+    assert latest.read_bytes() == dated.read_bytes()
+    # The path closes the run summary.
+    assert stdout.rstrip().splitlines()[-1] == f"Report: {latest}  (open it in a browser)"
+    page = latest.read_text()
+    assert "Marts as of <strong>2026-11-29 06:00:00</strong>" in page
+    # Every mart was built: no section explains a missing or empty one.
+    assert "Not available:" not in page and "Nothing to show" not in page
+    # The tiles show what the summary printed.
+    win_rate = re.search(r"win rate +(\S+)", stdout)[1]
+    deal = re.search(r"average deal size +(\S+)", stdout)[1]
+    assert kpi_tile(page, "Win rate")[1] == win_rate
+    assert kpi_tile(page, "Average deal size")[1] == deal
+    # Beside the default warehouse the docs link reaches data/docs/ (make docs).
+    assert '<a href="../docs/index.html"' in page
+
+
+def test_a_blocked_run_writes_no_report(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    shutil.copytree(SKELETON, landing)
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert run_pipeline(landing, warehouse, "2026-03-15T00:00:00Z") == 0
+    reports = tmp_path / "reports"
+    assert (reports / "pipeline-2026-03-15T000000.html").exists()
+    assert "Report:" in capsys.readouterr().out
+    shutil.rmtree(reports)
+    bad = landing / "2026-03-16T0000"
+    bad.mkdir()
+    (bad / "opportunities.csv").write_text(
+        "opportunity_id,created_at,stage,amount\nO7,2026-03-02T00:00:00Z,Demo Booked,100\n"
+    )
+    assert run_pipeline(landing, warehouse, "2026-03-16T00:00:00Z") == 1
+    captured = capsys.readouterr()
+    assert "blocked: check raw/opportunities:opportunities_hygiene failed" in captured.err
+    assert not reports.exists()
+    assert "Report:" not in captured.out
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+# Nothing may be loaded from anywhere; inline scripts and styles (the page's own) run.
+_CSP = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    "script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+    'img-src data: blob:; font-src data:">'
+)
+_RECORDER = """<script>
+window.__blocked = []; window.__errors = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__blocked.push(e.blockedURI); });
+window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); }, true);
+</script>"""
+_PROBE = """<script>
+window.addEventListener('load', function () { setTimeout(function () {
+  var root = document.documentElement;
+  var divs = Array.prototype.slice.call(document.querySelectorAll('div.plotly-graph-div'));
+  root.setAttribute('data-charts', String(divs.length));
+  root.setAttribute('data-rendered', String(divs.filter(function (d) {
+    return d.querySelector('svg.main-svg') !== null; }).length));
+  root.setAttribute('data-fetched', JSON.stringify(
+    performance.getEntriesByType('resource').map(function (e) { return e.name; })));
+  root.setAttribute('data-blocked', JSON.stringify(window.__blocked));
+  root.setAttribute('data-errors', JSON.stringify(window.__errors));
+}, 1000); });
+</script>"""
+
+
+def chromium() -> str:
+    """Debian's chromium, installed when missing (make install does it too)."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.geteuid() != 0:
+        pytest.skip("chromium is not installed, and only root can apt-get install it")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(step, capture_output=True, text=True, env=env, timeout=900)
+        if done.returncode != 0:
+            pytest.skip(f"chromium could not be installed ({' '.join(step)}): "
+                        f"{done.stderr.strip()[-300:]}")  # fmt: skip
+    return CHROMIUM
+
+
+def _offline_prefix() -> tuple[list[str], list[str]]:
+    """How to take the network away: a network namespace of its own, else a dead proxy."""
+    if shutil.which("unshare") and subprocess.run(["unshare", "--net", "true"]).returncode == 0:
+        return ["unshare", "--net"], []
+    return [], ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
+
+
+def browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    prefix, flags = _offline_prefix()
+    command = [*prefix, chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+               "--disable-background-networking", "--disable-component-update",
+               f"--user-data-dir={tmp / 'profile'}", "--virtual-time-budget=20000",
+               *flags, *extra, page.resolve().as_uri()]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+
+def probe(html: str, page: Path, tmp: Path) -> dict[str, object]:
+    """Load ``html`` (with the recorder and probe added) and return what the page did."""
+    html = html.replace('<meta charset="utf-8">', '<meta charset="utf-8">' + _CSP + _RECORDER, 1)
+    page.write_text(html.replace("</body>", _PROBE + "</body>"))
+    done = browse(page, tmp, "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", done.stdout)[0]
+    attrs = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', root))
+    assert attrs, f"the probe did not run: {done.stdout[:500]}"
+    return {k[5:]: json.loads(html_module.unescape(v)) for k, v in attrs.items()}
+
+
+def test_every_chart_renders_offline_and_nothing_is_fetched(demo, tmp_path):
+    data, _ = demo
+    page = (data / "reports" / "latest.html").read_text()
+    charts = page.count('class="plotly-graph-div"')
+    assert charts >= 17  # 5 KPI trends and every section's charts
+    seen = probe(page, tmp_path / "report.html", tmp_path)
+    assert seen == {"charts": charts, "rendered": charts, "fetched": [], "blocked": [],
+                    "errors": []}  # fmt: skip
+
+
+def test_the_probe_sees_a_page_that_fetches(tmp_path):
+    # The control: the same probe on a page that loads a script and an image from the web.
+    page = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+        '<div class="plotly-graph-div"></div>'
+        '<script src="https://cdn.example.invalid/plotly.min.js"></script>'
+        '<img src="https://example.invalid/pixel.png"></body></html>'
+    )
+    seen = probe(page, tmp_path / "control.html", tmp_path)
+    assert seen["charts"] == 1 and seen["rendered"] == 0
+    assert sorted(seen["blocked"]) == [
+        "https://cdn.example.invalid/plotly.min.js",
+        "https://example.invalid/pixel.png",
+    ]
+
+
+def test_screenshot_of_the_report(demo, tmp_path):
+    data, _ = demo
+    shot = tmp_path / "report.png"
+    done = browse(
+        data / "reports" / "latest.html",
+        tmp_path,
+        f"--screenshot={shot}",
+        "--window-size=1400,2400",
+        "--hide-scrollbars",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (1400, 2400)
+    # A blank or unstyled page compresses to a few kB; the charts do not.
+    assert len(png) > 100_000
