@@ -1,1 +1,4 @@
-"""The pipeline report, written after every run that rebuilt the marts."""
+"""The pipeline report, written after every run that rebuilt the marts.
+
+May import: ``orchestration.lib``, ``ingestion``, dagster.
+"""

@@ -8,6 +8,9 @@ and the page carries as_of, not the time it was written.
 
 ``crm-pipeline report`` writes it from a warehouse; the Dagster asset ``report/pipeline``
 writes it after every run that rebuilt the marts.
+
+May import: ``ingestion``, ``orchestration.lib`` (the run summary's queries), duckdb,
+plotly, jinja2. Never dagster: the command line writes a report without it.
 """
 
 from __future__ import annotations
