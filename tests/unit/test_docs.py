@@ -1,6 +1,8 @@
 """The documentation stands alone and stays in step with the code.
 
-- every relative Markdown link resolves to a file inside the repository;
+- every relative Markdown link resolves to a file inside the repository, and every
+  repository path the docs name in code (`ingestion/hygiene.py`) exists, and every
+  anchor a link names (`operations.md#automation`) is a heading of its page;
 - no file of the repository points outside it (a sibling checkout, a build machine's path)
   or names the design notes the docs were first written from;
 - every mart has a section in docs/kpis.md that mentions each of its columns as declared in
@@ -121,6 +123,92 @@ def test_relative_markdown_links_resolve() -> None:
             if why:
                 problems.append(f"{path.relative_to(ROOT)}:{number}: link ({target}): {why}")
     assert not problems, "Markdown links that do not resolve in the repository:\n" + "\n".join(
+        problems
+    )
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to -."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link: its text
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    """Every heading anchor of a Markdown file (a repeated heading gets -1, -2, ...)."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    fence = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if _FENCE.match(line):
+            fence = not fence
+        elif not fence and (m := _HEADING.match(line)):
+            slug = _slug(m.group(2))
+            anchors.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+            seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def test_link_anchors_name_a_heading() -> None:
+    problems = []
+    for path in _markdown_files():
+        for number, target in _links(path):
+            if _SCHEME.match(target) or "#" not in target:
+                continue
+            file_part, anchor = target.split("#", 1)
+            page = (path.parent / file_part).resolve() if file_part else path
+            if page.suffix != ".md" or not page.is_file():
+                continue  # not a Markdown page, or a broken link (reported above)
+            if anchor not in _anchors(page):
+                problems.append(
+                    f"{path.relative_to(ROOT)}:{number}: link ({target}): "
+                    f"no heading with that anchor in {page.relative_to(ROOT)}"
+                )
+    assert not problems, "Links to a heading that does not exist:\n" + "\n".join(problems)
+
+
+# A repository path named in code in the prose (`ingestion/hygiene.py`, `deploy/`): it starts
+# with a top-level folder of the project and holds no placeholder or pattern (<crm>, *, ...).
+_TOP_LEVEL = (
+    "ingestion",
+    "orchestration",
+    "dbt_project",
+    "tests",
+    "bench",
+    "deploy",
+    "docs",
+    ".ci",
+)
+_REPO_PATH = re.compile(rf"^(?:{'|'.join(re.escape(t) for t in _TOP_LEVEL)})/[\w./-]*$")
+
+
+def _code_paths(path: Path) -> list[tuple[int, str]]:
+    """(line number, path) of every code span outside code blocks that names a repo path."""
+    found = []
+    fence: str | None = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        match = _FENCE.match(line)
+        if fence is None and match:
+            fence = match.group(2)[0] * len(match.group(2))
+            continue
+        if fence is not None:
+            if line.strip().startswith(fence):
+                fence = None
+            continue
+        for span in _CODE_SPAN.finditer(line):
+            text = span.group(0).strip("`").strip()
+            if _REPO_PATH.match(text):
+                found.append((number, text))
+    return found
+
+
+def test_repository_paths_named_in_the_docs_exist() -> None:
+    problems = [
+        f"{path.relative_to(ROOT)}:{number}: `{named}` is not a path of the repository"
+        for path in _markdown_files()
+        for number, named in _code_paths(path)
+        if not (ROOT / named).exists()
+    ]
+    assert not problems, "Docs that name files the repository does not have:\n" + "\n".join(
         problems
     )
 
