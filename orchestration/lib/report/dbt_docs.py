@@ -20,7 +20,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingestion.config import load_config
+from ingestion.config import format_as_of, load_config
 from ingestion.errors import PipelineError
 from ingestion.warehouse import WriterLock
 from orchestration.lib.report import docs_index
@@ -50,7 +50,10 @@ def build_docs(config: Path | None, warehouse: Path | None) -> Path:
     command = [
         DBT_EXECUTABLE, "docs", "generate", "--static", "--quiet",
         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(target), "--vars", json.dumps(dbt_vars(cfg, as_of)),
+        "--target-path", str(target),
+        # The last run's as_of as a var (a var wins over quality.run_context): the
+        # compiled SQL in the site is what that run ran.
+        "--vars", json.dumps({**dbt_vars(cfg), "as_of": format_as_of(as_of)}),
     ]  # fmt: skip
     # dbt-duckdb opens the file for writing to read its catalog: no run may write meanwhile.
     with WriterLock(cfg.warehouse, "make docs"):
