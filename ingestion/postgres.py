@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,8 @@ _DECIMAL = re.compile(r"DECIMAL\((\d+),(\d+)\)")
 # keep the old numbers) instead of waiting without end; Dagster's retry tries again.
 LOCK_TIMEOUT_SECONDS = 120
 CONNECT_TIMEOUT_SECONDS = 15
+# One try at the old tables' locks; below PostgreSQL's deadlock_timeout (1 s).
+_LOCK_TRY_MS = 200
 # New tables are created beside the old ones, in the same schema, so the schema's
 # default privileges (ALTER DEFAULT PRIVILEGES ... GRANT SELECT) apply to them.
 _NEW_SUFFIX = "__publishing"
@@ -160,7 +163,7 @@ def publish_postgres(
             rows = _load(psycopg, sql, url, schema, marts, columns, files, run_id, as_of,
                          published_at)  # fmt: skip
         except psycopg.Error as exc:
-            sqlstate = getattr(exc, "sqlstate", None) or ""
+            sqlstate = _sqlstate(exc)
             raise PublishError(
                 _failure_message(exc, url, where, env_name),
                 # A server down or a lock held may be gone on the next try; a refused
@@ -253,6 +256,7 @@ def _load(
             cur.execute(sql.SQL("ANALYZE {}").format(new))
         # The swap: the only moment dashboards wait (the old tables' locks), right
         # before the commit.
+        _lock_old_tables(psycopg, sql, cur, pg, schema, [*marts, *previous, PUBLICATION_TABLE])
         for mart in marts:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, mart)))
             cur.execute(
@@ -278,6 +282,42 @@ def _load(
     return total
 
 
+def _lock_old_tables(
+    psycopg: object, sql: object, cur: object, pg: object, schema: str, names: list[str]
+) -> None:
+    """Take every table the swap drops, in one go, and hold them to the commit.
+
+    A dashboard's query locks the tables it reads one after the other. Waiting for the
+    old tables one by one can deadlock with a query that holds one of them and waits for
+    another the publish already has, and PostgreSQL then kills one of the two. Each try
+    here waits less than PostgreSQL's deadlock check (1 s by default) and then lets go of
+    everything, so the query goes on; meanwhile the queued lock holds new queries back,
+    so the tables soon are free together.
+    """
+    cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind = 'r'",
+        [schema, sorted(set(names))],
+    )
+    existing = [name for (name,) in cur.fetchall()]
+    if not existing:
+        return
+    lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+        sql.SQL(", ").join(sql.Identifier(schema, name) for name in existing)
+    )
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        try:
+            with pg.transaction():  # a savepoint: a refused try releases what it took
+                cur.execute(f"SET LOCAL lock_timeout = '{_LOCK_TRY_MS}ms'")
+                cur.execute(lock)
+            return
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _previous_marts(cur: object, sql: object, schema: str) -> list[str]:
     cur.execute("SELECT to_regclass(%s)", [f'"{schema}"."{PUBLICATION_TABLE}"'])
     if cur.fetchone()[0] is None:
@@ -289,9 +329,17 @@ def _previous_marts(cur: object, sql: object, schema: str) -> list[str]:
     return list(row[0]) if row and row[0] else []
 
 
+def _sqlstate(exc: Exception) -> str:
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    # A refused login arrives while connecting, where libpq gives no SQLSTATE.
+    if not sqlstate and "authentication failed" in str(exc):
+        return "28P01"
+    return sqlstate
+
+
 def _failure_message(exc: Exception, url: str, where: str, env_name: str) -> str:
     detail = " ".join(_scrub(str(exc), url).split())
-    sqlstate = getattr(exc, "sqlstate", None) or ""
+    sqlstate = _sqlstate(exc)
     if sqlstate == "55P03":  # lock_not_available: a dashboard's query held a mart
         hint = (
             f"A query held a mart for more than {LOCK_TIMEOUT_SECONDS} s; the publish tries "
