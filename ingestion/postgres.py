@@ -202,7 +202,9 @@ def _export_csv(
             # DuckDB writes NULL as an empty field and '' as "", as PostgreSQL reads them,
             # and doubles in their shortest exact form.
             target = str(files[mart]).replace("'", "''")
-            con.execute(f"COPY \"{MARTS_SCHEMA}\".\"{mart}\" TO '{target}' (FORMAT csv, HEADER false)")
+            con.execute(
+                f'COPY "{MARTS_SCHEMA}"."{mart}" TO \'{target}\' (FORMAT csv, HEADER false)'
+            )
     finally:
         con.close()
     return columns, files
@@ -322,9 +324,7 @@ def _previous_marts(cur: object, sql: object, schema: str) -> list[str]:
     cur.execute("SELECT to_regclass(%s)", [f'"{schema}"."{PUBLICATION_TABLE}"'])
     if cur.fetchone()[0] is None:
         return []
-    cur.execute(
-        sql.SQL("SELECT marts FROM {}").format(sql.Identifier(schema, PUBLICATION_TABLE))
-    )
+    cur.execute(sql.SQL("SELECT marts FROM {}").format(sql.Identifier(schema, PUBLICATION_TABLE)))
     row = cur.fetchone()
     return list(row[0]) if row and row[0] else []
 

@@ -30,7 +30,7 @@ _TMP_SUFFIX = ".tmp"
 
 
 def serving_path(warehouse: Path) -> Path:
-    """The serving file beside the warehouse: data/warehouse.duckdb → data/warehouse.serving.duckdb."""
+    """The serving file beside the warehouse: data/w.duckdb → data/w.serving.duckdb."""
     return warehouse.with_name(f"{warehouse.stem}.serving.duckdb")
 
 

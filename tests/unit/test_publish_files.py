@@ -43,6 +43,15 @@ def rows(path: Path, sql: str) -> list[tuple]:
         con.close()
 
 
+MARTS = ["fct_deals", "kpi_total"]
+
+
+def copies(warehouse: Path) -> dict[Path, bytes]:
+    """Every file beside the warehouse that readers see, and its bytes."""
+    paths = [serving_path(warehouse), *parquet_dir(warehouse).iterdir()]
+    return {p: p.read_bytes() for p in paths}
+
+
 def test_copies_the_marts_exactly_with_their_names_and_types(tmp_path):
     warehouse = make_warehouse(tmp_path / "wh.duckdb", 1)
     assert mart_names(warehouse) == ["fct_deals", "kpi_total"]
@@ -110,14 +119,13 @@ def test_a_reader_with_the_old_file_open_keeps_a_consistent_copy(tmp_path):
 def test_a_missing_mart_fails_and_leaves_the_previous_copies(tmp_path):
     warehouse = make_warehouse(tmp_path / "wh.duckdb", 1)
     publish_files(warehouse, ["fct_deals", "kpi_total"], run_id="run-1", as_of=AS_OF)
-    before = {p: p.read_bytes() for p in [serving_path(warehouse), *parquet_dir(warehouse).iterdir()]}
+    before = copies(warehouse)
     make_warehouse(warehouse, 2)
 
     with pytest.raises(PublishError, match=r"has no table marts\.kpi_missing.*crm-pipeline run"):
-        publish_files(warehouse, ["fct_deals", "kpi_total", "kpi_missing"], run_id="r2", as_of=AS_OF)
+        publish_files(warehouse, [*MARTS, "kpi_missing"], run_id="r2", as_of=AS_OF)
 
-    after = {p: p.read_bytes() for p in [serving_path(warehouse), *parquet_dir(warehouse).iterdir()]}
-    assert after == before  # no temporary file left, nothing replaced
+    assert copies(warehouse) == before  # no temporary file left, nothing replaced
 
 
 def test_a_dropped_mart_loses_its_parquet_file_and_crash_leftovers_go(tmp_path):

@@ -5,7 +5,6 @@ numbers and never show the password."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,11 +12,11 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pytest
+from local_servers import free_port
 
 from ingestion.config import PostgresPublishSettings
 from ingestion.errors import ConfigError, PublishError
 from ingestion.postgres import mask_url, postgres_url, publish_postgres
-from local_servers import free_port
 
 AS_OF = datetime(2026, 3, 15)
 MARTS = ["fct_deals", "kpi_total"]
@@ -141,7 +140,7 @@ def test_a_second_publish_swaps_atomically_under_a_concurrent_reader(tmp_path, p
                             "(SELECT price_sum FROM marts.kpi_total)"
                         ).fetchone()
                     )
-        except BaseException as exc:  # noqa: BLE001 - the test reports it
+        except BaseException as exc:  # the test reports it
             errors.append(exc)
 
     thread = threading.Thread(target=reader)
