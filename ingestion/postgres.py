@@ -338,7 +338,7 @@ def _sqlstate(exc: Exception) -> str:
 
 
 def _failure_message(exc: Exception, url: str, where: str, env_name: str) -> str:
-    detail = " ".join(_scrub(str(exc), url).split())
+    detail = " ".join(_scrub(str(exc), url).split()).rstrip(".")
     sqlstate = _sqlstate(exc)
     if sqlstate == "55P03":  # lock_not_available: a dashboard's query held a mart
         hint = (
@@ -363,7 +363,8 @@ def _failure_message(exc: Exception, url: str, where: str, env_name: str) -> str
             f"it, then run again."
         )
     return (
-        f"Publishing the marts to PostgreSQL ({where}) failed: {detail}. The tables there "
+        f"Publishing the marts to PostgreSQL ({where}) failed: {detail}"
+        f"{'' if detail.endswith(('?', '!')) else '.'} The tables there "
         f"keep their previous numbers; the warehouse and its serving file hold the new ones. "
         f"{hint}"
     )
