@@ -48,12 +48,13 @@ check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install
+bench: install postgres-server
 	$(BIN)/python bench/bench_generate.py 1000000
 	$(BIN)/python bench/bench_pipeline.py 1000000
 	$(BIN)/python bench/bench_validation.py 1000000
 	$(BIN)/python bench/bench_adapters.py 1000000
 	$(BIN)/python bench/bench_forecast_marts.py 1000000
+	$(BIN)/python bench/bench_publish.py 1000000
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .dagster
