@@ -25,6 +25,8 @@ from ingestion.errors import ConfigError, PublishError
 from ingestion.publish import MARTS_SCHEMA, PUBLICATION_TABLE, Publication
 
 if TYPE_CHECKING:
+    import psycopg
+
     from ingestion.config import PostgresPublishSettings
 
 # DuckDB type (as information_schema names it) → PostgreSQL type holding every value of
@@ -145,7 +147,6 @@ def publish_postgres(
     """Replace the marts in ``schema`` of the PostgreSQL database at ``url`` with the
     warehouse's, in one transaction. The caller keeps writers off the warehouse."""
     import psycopg
-    from psycopg import sql
 
     where = f"{mask_url(url)}, schema {schema}"
     published_at = published_at or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -160,8 +161,7 @@ def publish_postgres(
         # to the server. The warehouse is closed again before the server is touched.
         columns, files = _export_csv(warehouse, marts, Path(tmp))
         try:
-            rows = _load(psycopg, sql, url, schema, marts, columns, files, run_id, as_of,
-                         published_at)  # fmt: skip
+            rows = _load(url, schema, marts, columns, files, run_id, as_of, published_at)
         except psycopg.Error as exc:
             sqlstate = _sqlstate(exc)
             raise PublishError(
@@ -211,8 +211,6 @@ def _export_csv(
 
 
 def _load(
-    psycopg: object,
-    sql: object,
     url: str,
     schema: str,
     marts: Sequence[str],
@@ -222,6 +220,9 @@ def _load(
     as_of: datetime,
     published_at: datetime,
 ) -> int:
+    import psycopg
+    from psycopg import sql
+
     total = 0
     ident = sql.Identifier
     with psycopg.connect(
@@ -234,7 +235,7 @@ def _load(
         # Two warehouses publishing to one schema take turns instead of colliding.
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"crm-pipeline:{schema}"])
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident(schema)))
-        previous = _previous_marts(cur, sql, schema)
+        previous = _previous_marts(cur, schema)
         for mart in marts:
             new = ident(schema, mart + _NEW_SUFFIX)
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(new))
@@ -258,7 +259,7 @@ def _load(
             cur.execute(sql.SQL("ANALYZE {}").format(new))
         # The swap: the only moment dashboards wait (the old tables' locks), right
         # before the commit.
-        _lock_old_tables(psycopg, sql, cur, pg, schema, [*marts, *previous, PUBLICATION_TABLE])
+        _lock_old_tables(pg, cur, schema, [*marts, *previous, PUBLICATION_TABLE])
         for mart in marts:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident(schema, mart)))
             cur.execute(
@@ -285,7 +286,7 @@ def _load(
 
 
 def _lock_old_tables(
-    psycopg: object, sql: object, cur: object, pg: object, schema: str, names: list[str]
+    pg: psycopg.Connection, cur: psycopg.Cursor, schema: str, names: list[str]
 ) -> None:
     """Take every table the swap drops, in one go, and hold them to the commit.
 
@@ -304,6 +305,9 @@ def _lock_old_tables(
     existing = [name for (name,) in cur.fetchall()]
     if not existing:
         return
+    import psycopg
+    from psycopg import sql
+
     lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
         sql.SQL(", ").join(sql.Identifier(schema, name) for name in existing)
     )
@@ -313,6 +317,7 @@ def _lock_old_tables(
             with pg.transaction():  # a savepoint: a refused try releases what it took
                 cur.execute(f"SET LOCAL lock_timeout = '{_LOCK_TRY_MS}ms'")
                 cur.execute(lock)
+            cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
             return
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             if time.monotonic() >= deadline:
@@ -320,7 +325,9 @@ def _lock_old_tables(
             time.sleep(0.05)
 
 
-def _previous_marts(cur: object, sql: object, schema: str) -> list[str]:
+def _previous_marts(cur: psycopg.Cursor, schema: str) -> list[str]:
+    from psycopg import sql
+
     cur.execute("SELECT to_regclass(%s)", [f'"{schema}"."{PUBLICATION_TABLE}"'])
     if cur.fetchone()[0] is None:
         return []
