@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) dbt_project/dbt_project.yml
 
-.PHONY: install run dev test check bench clean docs chromium
+.PHONY: install run dev test check bench clean docs chromium postgres-server
 
 install: $(STAMP) $(MANIFEST) chromium
 
@@ -43,14 +43,24 @@ dev: install
 	test -f $$DAGSTER_HOME/dagster.yaml || cp deploy/dagster.yaml $$DAGSTER_HOME/ ; \
 	DAGSTER_HOME=$$DAGSTER_HOME PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -m orchestration.definitions
 
-test: install
+test: install postgres-server
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The publish tests start a throwaway PostgreSQL server (tests/local_postgres.py) from
+# Debian's server binaries: installed here, only when initdb is nowhere to be found.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres-server:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "Installing the PostgreSQL server binaries (Debian package postgresql) for the tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	fi
 
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install
+bench: install postgres-server
 	$(BIN)/python bench/bench_scale.py --sizes 10000 100000 1000000
 	$(BIN)/python bench/bench_generate.py 1000000
 	$(BIN)/python bench/bench_pipeline.py 1000000
@@ -58,6 +68,7 @@ bench: install
 	$(BIN)/python bench/bench_adapters.py 1000000
 	$(BIN)/python bench/bench_forecast_marts.py 1000000
 	$(BIN)/python bench/bench_report.py 1000000
+	$(BIN)/python bench/bench_publish.py 1000000
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .dagster

@@ -127,6 +127,24 @@ class ForecastSettings:
 
 
 @dataclass(frozen=True)
+class PostgresPublishSettings:
+    """`publish: postgres:`: load the marts into a PostgreSQL schema after each run."""
+
+    # The environment variable holding the connection string (it has a password, so it
+    # never goes in this file).
+    env: str = "CRM_POSTGRES_URL"
+    # The schema the marts are published to, one table per mart.
+    schema: str = "marts"
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """Where the marts are published besides the serving file and Parquet files (`publish:`)."""
+
+    postgres: PostgresPublishSettings | None = None
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     # synthetic | crm | salesforce | hubspot | pipedrive | mapping:FILE
     source: str = "synthetic"
@@ -154,6 +172,7 @@ class PipelineConfig:
     quality: QualitySettings = field(default_factory=QualitySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
 
     @property
     def alert_log(self) -> Path:
@@ -245,6 +264,7 @@ _TOP_KEYS = {
     "quality",
     "alerts",
     "forecast",
+    "publish",
 }
 
 
@@ -310,6 +330,7 @@ def load_config(path: Path | None) -> PipelineConfig:
         quality=_quality(data, path),
         alerts=_alerts(data, path),
         forecast=_forecast(data, path),
+        publish=_publish(data, path),
     )
 
 
@@ -417,6 +438,49 @@ def _forecast(data: dict[str, Any], path: Path) -> ForecastSettings:
             )
         values[name] = value
     return ForecastSettings(**values)
+
+
+def _publish(data: dict[str, Any], path: Path) -> PublishSettings:
+    section = _section(data, "publish", PublishSettings, path, types=False)
+    if "postgres" not in section:
+        return PublishSettings()
+    raw = section["postgres"]
+    if raw is None:
+        raw = {}  # `postgres:` alone: every default
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: publish.postgres must be a mapping, e.g. "
+            f"postgres: {{env: CRM_POSTGRES_URL, schema: marts}}."
+        )
+    if {"url", "dsn", "password", "conninfo"} & set(raw):
+        # The value is not echoed: it may hold a password.
+        raise ConfigError(
+            f"{path}: publish.postgres takes no connection string or password: put the "
+            f"connection string in an environment variable and name it with env "
+            f"(e.g. env: CRM_POSTGRES_URL)."
+        )
+    values = _section({"publish.postgres": raw}, "publish.postgres", PostgresPublishSettings,
+                      path, types=False)  # fmt: skip
+    settings = PostgresPublishSettings(**{k: str(v) for k, v in values.items()})
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", settings.env):
+        what = (
+            "holds what looks like a connection string (not shown: it may hold a password)"
+            if re.search(r"://|=|@", settings.env)
+            else f"is {settings.env!r}"
+        )
+        raise ConfigError(
+            f"{path}: publish.postgres.env names the environment variable that holds the "
+            f"connection string (e.g. env: CRM_POSTGRES_URL), but {what}."
+        )
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", settings.schema) or (
+        settings.schema.startswith("pg_")
+    ):
+        raise ConfigError(
+            f"{path}: publish.postgres.schema {settings.schema!r} must be a lower-case "
+            f"PostgreSQL name (letters, digits, _; at most 63; not starting with pg_), "
+            f"e.g. marts."
+        )
+    return PublishSettings(postgres=settings)
 
 
 def _quality(data: dict[str, Any], path: Path) -> QualitySettings:

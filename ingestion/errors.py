@@ -21,3 +21,15 @@ class WarehouseLockedError(PipelineError):
 
 class DataQualityError(PipelineError):
     """Input data breaks the contract in a way that must stop the run (exit code 1)."""
+
+
+class PublishError(PipelineError):
+    """The marts were built, but publishing them to a reader's copy failed.
+
+    ``retry`` says whether another try may succeed (a server down, a lock held by a
+    dashboard's query) or not (a wrong connection string, a type PostgreSQL lacks).
+    """
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry

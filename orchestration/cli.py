@@ -128,6 +128,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from orchestration.lib.alert_sinks import sinks_from_env
 
     sinks_from_env(os.environ)  # a half-configured alert sink is refused before the run
+    if cfg.publish.postgres is not None:
+        from ingestion.postgres import postgres_url
+
+        postgres_url(cfg.publish.postgres, os.environ)  # so is a missing connection string
     connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
     log_path = _run_log_path(cfg.warehouse)
     print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
@@ -137,7 +141,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
         result, progress = _execute(args, cfg, as_of, err)
     if result.success:
-        from orchestration.lib.summary import kpi_summary, quality_summary, source_summary
+        from orchestration.lib.summary import (
+            kpi_summary,
+            publish_summary,
+            quality_summary,
+            source_summary,
+        )
 
         print(f"{progress.passed_checks} checks passed.", file=err)
         for line in _warnings(result):
@@ -150,6 +159,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(notes, file=err)
         _print_alerts(cfg, result.run_id, err)
         print(kpi_summary(cfg.warehouse.resolve()), file=out)
+        for line in publish_summary(result.all_events):
+            print(line, file=out)
         from orchestration.defs.report.assets import written_report
 
         report = written_report(result)

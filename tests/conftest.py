@@ -60,3 +60,27 @@ def smtp_factory():
 @pytest.fixture
 def smtp(smtp_factory):
     return smtp_factory()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for this test session (tests/local_postgres.py)."""
+    from local_postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server, request) -> str:
+    """A fresh database owned by a role with a password; its connection string."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    role, password = f"{name}_publisher", f"pw-{name[-12:]}-S3cret"
+    postgres_server.admin(f"DROP DATABASE IF EXISTS {name}")
+    postgres_server.admin(f"DROP ROLE IF EXISTS {role}")
+    postgres_server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    postgres_server.admin(f"CREATE DATABASE {name} OWNER {role}")
+    return postgres_server.url(role, password, name)

@@ -13,6 +13,7 @@ import dagster as dg
 from orchestration.defs.alerts import sensors as alerts
 from orchestration.defs.automation import jobs as automation
 from orchestration.defs.ingest import assets as ingest
+from orchestration.defs.publish import assets as publish
 from orchestration.defs.quality import checks as quality
 from orchestration.defs.report import assets as report
 from orchestration.defs.transform import assets as transform
@@ -31,6 +32,7 @@ def build_definitions(
         report.defs,
         automation.build_defs(cfg),
         alerts.build_defs(cfg),
+        publish.build_defs(cfg),
         dg.Definitions(
             resources={
                 "pipeline": pipeline,

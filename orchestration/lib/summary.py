@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,22 @@ def source_summary(warehouse: Path, run_id: str) -> list[str]:
         lines.append(
             f"{line}: select * from quality.source_reconciliation where run_id = '{run_id}'"
         )
+    return lines
+
+
+def publish_summary(events: Iterable[Any]) -> list[str]:
+    """One line per target this run published the marts to (serving file, Parquet,
+    PostgreSQL), from the publish assets' materializations."""
+    lines = []
+    for event in events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        materialization = event.event_specific_data.materialization
+        if materialization.asset_key.path[0] != "publish":
+            continue
+        text = materialization.metadata.get("published")
+        if text is not None:
+            lines += str(text.value).splitlines()
     return lines
 
 
