@@ -172,7 +172,9 @@ def test_postgres_gets_the_marts_keeps_them_on_failure_and_a_blocked_run_publish
     rows = sum(len(r) for r in marts.values())
     host_db = pg_url.split("@")[1]
     user = pg_url.split("//")[1].split(":")[0]
-    assert out.splitlines()[-3:] == [
+    # The summary's last lines: one per target, then the report's path.
+    assert out.splitlines()[-1].startswith("Report: ")
+    assert out.splitlines()[-4:-1] == [
         f"Published to the serving file: {serving_path(warehouse.resolve())} "
         f"(15 marts, {rows:,} rows; open it read-only)",
         f"Published to Parquet: {parquet_dir(warehouse.resolve())}/<mart>.parquet "
