@@ -603,3 +603,18 @@ def test_batches_validated_together_match_batch_by_batch(tmp_path, monkeypatch, 
     failed = {r[3] for r in records[False]["validation_results"] if r[7] is False}
     assert "opportunities.amount_non_negative" in failed
     assert records[True] == records[False]
+
+
+def test_batches_are_grouped_up_to_a_size_and_a_large_one_goes_alone(monkeypatch):
+    import ingestion.loader as loader
+
+    class Stat:
+        def __init__(self, size: int) -> None:
+            self.st_size = size
+
+    monkeypatch.setattr(loader, "GROUP_MAX_BYTES", 100)
+    batches = [(name, [(None, "", Stat(size))]) for name, size in
+               [("b1", 500), ("b2", 40), ("b3", 50), ("b4", 30), ("b5", 100), ("b6", 1)]]  # fmt: skip
+    groups = [[name for name, _ in g] for g in loader._groups(batches)]
+    # b1 is larger than the limit: alone; b2+b3 = 90, b4 would make 120; b5 fills a group.
+    assert groups == [["b1"], ["b2", "b3"], ["b4"], ["b5"], ["b6"]]
