@@ -613,8 +613,8 @@ def test_batches_are_grouped_up_to_a_size_and_a_large_one_goes_alone(monkeypatch
             self.st_size = size
 
     monkeypatch.setattr(loader, "GROUP_MAX_BYTES", 100)
-    batches = [(name, [(None, "", Stat(size))]) for name, size in
-               [("b1", 500), ("b2", 40), ("b3", 50), ("b4", 30), ("b5", 100), ("b6", 1)]]  # fmt: skip
+    sizes = [("b1", 500), ("b2", 40), ("b3", 50), ("b4", 30), ("b5", 100), ("b6", 1)]
+    batches = [(name, [(None, "", Stat(size))]) for name, size in sizes]
     groups = [[name for name, _ in g] for g in loader._groups(batches)]
     # b1 is larger than the limit: alone; b2+b3 = 90, b4 would make 120; b5 fills a group.
     assert groups == [["b1"], ["b2", "b3"], ["b4"], ["b5"], ["b6"]]
