@@ -209,8 +209,10 @@ class PipelineConfig:
         configured = self.spark.warehouse_dir
         if configured and "://" in configured:
             return configured
-        folder = Path(configured) if configured else self.warehouse.with_name(
-            self.warehouse.stem + ".spark"
+        folder = (
+            Path(configured)
+            if configured
+            else self.warehouse.with_name(self.warehouse.stem + ".spark")
         )
         return str(folder.resolve())
 

@@ -72,8 +72,10 @@ def _check_expr(entity: Entity, name: str, frame_columns: set[str]) -> str:
         return f"cast(null as {type_})"
 
     def flag(c: str, default: bool) -> str:
-        return f"coalesce({_q(c)}, {str(default).lower()})" if c in frame_columns else (
-            str(default).lower()
+        return (
+            f"coalesce({_q(c)}, {str(default).lower()})"
+            if c in frame_columns
+            else (str(default).lower())
         )
 
     if not suffix:
@@ -98,9 +100,7 @@ def _check_expr(entity: Entity, name: str, frame_columns: set[str]) -> str:
         return f"cast(date_trunc('DAY', {col(base)}) as timestamp)"
     if suffix == "not_duplicated":
         email = f"lower({_strip_sql(col(base))})"
-        in_batch = (
-            f"({email} IS NOT NULL AND count(1) OVER (PARTITION BY {email}) > 1)"
-        )
+        in_batch = f"({email} IS NOT NULL AND count(1) OVER (PARTITION BY {email}) > 1)"
         return f"NOT ({in_batch} OR {flag(f'{base}__seen_before', False)})"
     raise AssertionError(name)
 
@@ -177,9 +177,7 @@ def validate_frame(
             if name in e.column_names or name == "opportunity_created_at":
                 shown.append(name)
     shown = list(dict.fromkeys(shown))
-    select = [
-        f"{_check_expr(e, n, columns)} AS {_q(n)}" for n in check_names if n not in shown
-    ]
+    select = [f"{_check_expr(e, n, columns)} AS {_q(n)}" for n in check_names if n not in shown]
     select += [
         f"{_check_expr(e, n, columns) if n not in columns else _q(n)} AS {_q(n)}" for n in shown
     ]

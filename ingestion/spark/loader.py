@@ -257,7 +257,9 @@ def _stage_file(spark: SparkSession, f: LandingFile, sha: str, ctx: _RunContext)
             cases = " ".join(
                 f"WHEN {_lit(normalize_label(k))} THEN {_lit(v)}" for k, v in mapping.items()
             )
-            raw[name] = f"CASE lower(trim(regexp_replace({expr}, '\\\\s+', ' '))) {cases} ELSE {expr} END"
+            raw[name] = (
+                f"CASE lower(trim(regexp_replace({expr}, '\\\\s+', ' '))) {cases} ELSE {expr} END"
+            )
     typed, flags = [], []
     for c in f.entity.columns:
         type_ = _SPARK_TYPES[c.type]
@@ -324,7 +326,9 @@ def _with_candidates(spark: SparkSession, s: _Staged) -> DataFrame:
     null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
     newest_first = ", ".join(f"{p} DESC" for p in _version(entity))
     matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
-    newer = f"struct({', '.join(_version(entity, 'n.'))}) > struct({', '.join(_version(entity, 't.'))})"
+    newer = (
+        f"struct({', '.join(_version(entity, 'n.'))}) > struct({', '.join(_version(entity, 't.'))})"
+    )
     changed = (
         f"NOT (struct({', '.join('n.' + c for c in entity.column_names)}) <=> "
         f"struct({', '.join('t.' + c for c in entity.column_names)}))"
@@ -409,9 +413,7 @@ def _validate_and_publish(
         count = s.candidates.count()
         s.result.duplicate_rows = s.result.input_rows - count
         frame = _validation_frame(spark, entity, s.candidates, accepted)
-        outcomes = validate_frame(
-            entity.name, frame, labels=ctx.labels, severities=ctx.severities
-        )
+        outcomes = validate_frame(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
         outcome_rows += _outcome_rows(s.result, outcomes, ctx)
         bad_rows: dict[int, list[str]] = {}
         for o in outcomes:

@@ -1,5 +1,6 @@
 """dbt models as Dagster assets; one `dbt build` per run, so dbt's start-up is paid once."""
 
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -44,12 +45,17 @@ def dbt_models(
     target_path = cfg.warehouse.parent / "dbt_target"
     # A dbt that dies before it writes its results must not be judged by the last run's.
     (target_path / "run_results.json").unlink(missing_ok=True)
-    invocation = dbt.cli(
-        ["build", "--vars", json.dumps(dbt_vars(cfg, pipeline.run_as_of(context)))],
-        context=context,
-        target_path=target_path,
-        raise_on_error=False,
-    )
+    args = ["build", "--vars", json.dumps(dbt_vars(cfg, pipeline.run_as_of(context)))]
+    with contextlib.ExitStack() as spark_env:
+        if cfg.engine == "spark":
+            from ingestion.spark.session import conf_env, stop_session
+
+            # dbt-spark starts a Spark of its own, which needs this process's local
+            # metastore; it reads the deployment's Spark properties from SPARK_CONF_DIR.
+            stop_session()
+            spark_env.enter_context(conf_env(cfg))
+            args += ["--target", "spark"]
+        invocation = dbt.cli(args, context=context, target_path=target_path, raise_on_error=False)
     try:
         yield from invocation.stream()
     finally:
