@@ -44,6 +44,8 @@ bench: install
 	$(BIN)/python bench/bench_validation.py 1000000
 	$(BIN)/python bench/bench_adapters.py 1000000
 	$(BIN)/python bench/bench_forecast_marts.py 1000000
+	$(BIN)/python bench/bench_spark.py 100000
+	$(BIN)/python bench/bench_spark.py 1000000
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .dagster

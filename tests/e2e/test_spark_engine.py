@@ -128,14 +128,9 @@ def test_every_mart_matches_duckdb_value_by_value(runs, spark_reader, run):
     total_rows = 0
     for table, columns in marts:
         select = f"select {', '.join(f'`{c}`' for c in columns)} from marts.{table}"
-        got = sorted(
-            (tuple(_normal(v) for v in r) for r in spark_reader(run, select)), key=_key
-        )
+        got = sorted((tuple(_normal(v) for v in r) for r in spark_reader(run, select)), key=_key)
         want = sorted(
-            (
-                tuple(_normal(v) for v in r)
-                for r in query(duck, select.replace("`", '"'))
-            ),
+            (tuple(_normal(v) for v in r) for r in query(duck, select.replace("`", '"'))),
             key=_key,
         )
         total_rows += len(want)
