@@ -14,7 +14,9 @@ install: $(STAMP) $(MANIFEST) chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@# engine: spark (and its test) runs a JVM: Java 17 from Debian when none is installed.
+	command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(STAMP)
 
 # The dbt manifest is prepared here, not when Dagster imports the definitions.
@@ -69,6 +71,8 @@ bench: install postgres-server
 	$(BIN)/python bench/bench_forecast_marts.py 1000000
 	$(BIN)/python bench/bench_report.py 1000000
 	$(BIN)/python bench/bench_publish.py 1000000
+	$(BIN)/python bench/bench_spark.py 100000
+	$(BIN)/python bench/bench_spark.py 1000000
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .dagster

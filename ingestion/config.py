@@ -20,6 +20,9 @@ from ingestion.stages import CATEGORIES, DEFAULT_STAGES, Stage, StageMap
 
 SOURCE_KINDS = ("synthetic", "crm", "salesforce", "hubspot", "pipedrive", "mapping")
 DATE_ORDERS = ("mdy", "dmy")
+# Where raw.*, quality.* and the marts live and are computed: one DuckDB file, or Apache
+# Spark (local or a cluster) for volumes past one machine.
+ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,22 @@ class PublishSettings:
 
 
 @dataclass(frozen=True)
+class SparkSettings:
+    """Apache Spark (`spark:`), used with `engine: spark`."""
+
+    # Where Spark runs: local[*] (this machine, every core), local[2], spark://host:7077, yarn.
+    master: str = "local[*]"
+    # spark.sql.warehouse.dir: one folder per database (raw.db, quality.db, marts.db ...)
+    # holding one folder of Parquet files per table. None: beside the warehouse file,
+    # <warehouse stem>.spark/, so two warehouses on one machine never share tables. A
+    # local folder or a URI Spark understands (hdfs://..., s3a://...).
+    warehouse_dir: str | None = None
+    # Further Spark properties (spark.driver.memory, spark.sql.shuffle.partitions, a Hive
+    # metastore's spark.hadoop.hive.metastore.uris ...); they win over the defaults.
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     # synthetic | crm | salesforce | hubspot | pipedrive | mapping:FILE
     source: str = "synthetic"
@@ -158,6 +177,9 @@ class PipelineConfig:
     # set (lead status and channel, activity type): a CRM's custom picklist values.
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     warehouse: Path = Path("data/warehouse.duckdb")
+    # duckdb (one file, the default) or spark (settings in `spark`).
+    engine: str = "duckdb"
+    spark: SparkSettings = field(default_factory=SparkSettings)
     # Time zone of source timestamps that carry no offset.
     source_timezone: str = "UTC"
     reporting_currency: str = "USD"
@@ -198,6 +220,20 @@ class PipelineConfig:
                 full_export=self.full_export,
             ),
         )
+
+    @property
+    def spark_warehouse_dir(self) -> str:
+        """Spark's warehouse folder: the configured one, else <warehouse stem>.spark/
+        (local folders absolute, so every process and dbt agree on it)."""
+        configured = self.spark.warehouse_dir
+        if configured and "://" in configured:
+            return configured
+        folder = (
+            Path(configured)
+            if configured
+            else self.warehouse.with_name(self.warehouse.stem + ".spark")
+        )
+        return str(folder.resolve())
 
     @property
     def alert_state(self) -> Path:
@@ -248,6 +284,8 @@ _TOP_KEYS = {
     "source",
     "landing_dir",
     "warehouse",
+    "engine",
+    "spark",
     "source_timezone",
     "reporting_currency",
     "memory_limit",
@@ -319,6 +357,8 @@ def load_config(path: Path | None) -> PipelineConfig:
         source_list=_sources(data, path),
         value_labels=_value_labels(data, path),
         warehouse=Path(data.get("warehouse", cfg.warehouse)),
+        engine=_engine(data, path),
+        spark=_spark(data, path),
         source_timezone=tz,
         reporting_currency=str(data.get("reporting_currency", cfg.reporting_currency)),
         memory_limit=_memory_limit(data.get("memory_limit", cfg.memory_limit), path),
@@ -331,6 +371,77 @@ def load_config(path: Path | None) -> PipelineConfig:
         alerts=_alerts(data, path),
         forecast=_forecast(data, path),
         publish=_publish(data, path),
+    )
+
+
+def _engine(data: dict[str, Any], path: Path) -> str:
+    engine = data.get("engine", "duckdb")
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"{path}: engine must be duckdb (one DuckDB file, the default) or spark "
+            f"(Apache Spark, settings under spark:), not {engine!r}."
+        )
+    if engine == "spark":
+        missing = [m for m in ("pyspark", "dbt.adapters.spark") if not _importable(m)]
+        if missing:
+            raise ConfigError(
+                f"{path}: engine: spark needs pyspark and dbt-spark, which are not installed "
+                f"({', '.join(missing)}). Install the spark extra: "
+                f"pip install -c constraints.txt -e '.[spark]' (make install does)."
+            )
+    return str(engine)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+_SPARK_KEYS = {"master", "warehouse_dir", "conf"}
+
+
+def _spark(data: dict[str, Any], path: Path) -> SparkSettings:
+    section = data.get("spark") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: spark must be a mapping (master, warehouse_dir, conf).")
+    unknown = sorted(set(section) - _SPARK_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown spark setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_SPARK_KEYS))}."
+        )
+    master = section.get("master", SparkSettings.master)
+    if not isinstance(master, str) or not master.strip():
+        raise ConfigError(
+            f"{path}: spark.master must be a Spark master URL such as local[*], local[4] "
+            f"or spark://host:7077, not {master!r}."
+        )
+    warehouse_dir = section.get("warehouse_dir")
+    if warehouse_dir is not None and (not isinstance(warehouse_dir, str) or not warehouse_dir):
+        raise ConfigError(f"{path}: spark.warehouse_dir must be a folder path.")
+    conf = section.get("conf") or {}
+    if not isinstance(conf, dict) or any(
+        not isinstance(k, str) or not k.startswith("spark.") or isinstance(v, dict | list)
+        for k, v in conf.items()
+    ):
+        raise ConfigError(
+            f"{path}: spark.conf maps Spark properties (names starting with spark.) to "
+            f"values, e.g. conf: {{spark.driver.memory: 8g, spark.sql.shuffle.partitions: 8}}."
+        )
+    if "spark.master" in conf or "spark.sql.warehouse.dir" in conf:
+        raise ConfigError(
+            f"{path}: set spark.master and spark.sql.warehouse.dir with spark.master and "
+            f"spark.warehouse_dir, not under spark.conf."
+        )
+    return SparkSettings(
+        master=master.strip(),
+        warehouse_dir=warehouse_dir or None,
+        # YAML reads true/8 as bool/int; Spark wants them as text (true, 8).
+        conf={k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()},
     )
 
 

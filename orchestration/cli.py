@@ -132,7 +132,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from ingestion.postgres import postgres_url
 
         postgres_url(cfg.publish.postgres, os.environ)  # so is a missing connection string
-    connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
+    if cfg.engine == "spark":
+        from ingestion.warehouse import check_writable
+
+        check_writable(cfg.warehouse)  # fail fast when another run holds the deployment
+    else:
+        connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
     log_path = _run_log_path(cfg.warehouse)
     print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
     print(f"Full log (dbt output included): {log_path}", file=err)
@@ -151,6 +156,14 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{progress.passed_checks} checks passed.", file=err)
         for line in _warnings(result):
             print(line, file=err)
+        if cfg.engine == "spark":
+            _print_alerts(cfg, result.run_id, err)
+            print(
+                f"Marts: Spark tables marts.* under {cfg.spark_warehouse_dir} (query them "
+                f'with Spark SQL; README, "Running on Spark")',
+                file=out,
+            )
+            return EXIT_OK
         # What became of the CRM export rows, before the loader's own accounting below.
         for line in source_summary(cfg.warehouse.resolve(), result.run_id):
             print(line, file=err)
@@ -172,7 +185,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     # A blocked run still read the exports: what became of their rows helps find why.
     with contextlib.suppress(PipelineError):  # the warehouse may not be readable
-        for line in source_summary(cfg.warehouse.resolve(), result.run_id):
+        for line in (
+            [] if cfg.engine == "spark" else source_summary(cfg.warehouse.resolve(), result.run_id)
+        ):
             print(line, file=err)
     from orchestration.lib.alerts import send_alert
     from orchestration.lib.run_failures import run_failure_alert

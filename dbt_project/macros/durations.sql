@@ -4,7 +4,19 @@
     up exactly to the duration of their union.
 #}
 {% macro duration_days(earlier, later) -%}
+    {{ return(adapter.dispatch('duration_days', 'crm_pipeline')(earlier, later)) }}
+{%- endmacro %}
+
+{% macro default__duration_days(earlier, later) -%}
     ({{ dbt.datediff(earlier, later, 'second') }} / 86400.0)
+{%- endmacro %}
+
+{#
+    Spark reads 86400.0 as a decimal and divides decimals to a fixed scale (16.4166667);
+    in double precision it computes what DuckDB does.
+#}
+{% macro spark__duration_days(earlier, later) -%}
+    (cast({{ dbt.datediff(earlier, later, 'second') }} as double) / 86400)
 {%- endmacro %}
 
 {# The calendar month (UTC) of a timestamp, as the DATE of its first day. #}

@@ -25,14 +25,17 @@ def build_definitions(
     pipeline: PipelineResource, loggers: dict[str, dg.LoggerDefinition] | None = None
 ) -> dg.Definitions:
     cfg = pipeline.settings()
+    # The report and the published copies read the marts from the DuckDB warehouse; on
+    # Spark the marts are Spark tables (docs/spark.md).
+    on_duckdb = cfg.engine == "duckdb"
     return dg.Definitions.merge(
         ingest.defs,
         quality.defs,
         transform.defs,
-        report.defs,
+        report.defs if on_duckdb else dg.Definitions(),
         automation.build_defs(cfg),
         alerts.build_defs(cfg),
-        publish.build_defs(cfg),
+        publish.build_defs(cfg) if on_duckdb else dg.Definitions(),
         dg.Definitions(
             resources={
                 "pipeline": pipeline,

@@ -51,6 +51,7 @@ class PipelineResource(dg.ConfigurableResource):
         return cfg.with_overrides(
             landing_dir=cfg.landing_dir.resolve(),
             warehouse=cfg.warehouse.resolve(),
+            spark=replace(cfg.spark, warehouse_dir=cfg.spark_warehouse_dir),
             source_list=tuple(
                 replace(
                     spec,

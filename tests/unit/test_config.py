@@ -68,6 +68,12 @@ def test_file_values_and_command_line_overrides(tmp_path):
         ("sources: [{name: A, kind: crm, landing_dir: x}]\n", "must be lower case"),
         ("date_order: ymd\n", "date_order must be mdy or dmy"),
         ("source: mapping\n", "or mapping:FILE"),
+        ("engine: postgres\n", "engine must be duckdb (one DuckDB file, the default) or spark"),
+        ("spark: local\n", "spark must be a mapping"),
+        ("spark: {masters: local}\n", "unknown spark setting(s) masters"),
+        ("spark: {master: ''}\n", "spark.master must be a Spark master URL"),
+        ("spark: {conf: {driver.memory: 8g}}\n", "names starting with spark."),
+        ("spark: {conf: {spark.master: yarn}}\n", "not under spark.conf"),
     ],
 )
 def test_config_errors_say_what_and_where(tmp_path, text, message):
@@ -214,3 +220,32 @@ def test_forecast_settings_reach_dbt(tmp_path):
         got["forecast_min_closed_deals"],
         got["forecast_follow_up_days"],
     ) == (180, 8, 45)
+
+
+def test_engine_defaults_to_duckdb_and_spark_settings_are_read(tmp_path):
+    cfg = load_config(None)
+    assert cfg.engine == "duckdb"
+    # Spark's tables default to a folder beside the warehouse file, so two warehouses on
+    # one machine never share one.
+    assert cfg.spark_warehouse_dir == str(Path("data/warehouse.spark").resolve())
+    assert cfg.with_overrides(warehouse="/srv/a/w1.duckdb").spark_warehouse_dir == (
+        "/srv/a/w1.spark"
+    )
+    cfg = load_config(
+        write(
+            tmp_path,
+            "engine: spark\nwarehouse: /srv/w.duckdb\n"
+            "spark: {master: 'local[2]', conf: {spark.driver.memory: 8g, "
+            "spark.sql.adaptive.enabled: true, spark.sql.shuffle.partitions: 16}}\n",
+        )
+    )
+    assert (cfg.engine, cfg.spark.master) == ("spark", "local[2]")
+    # YAML's booleans and numbers reach Spark as the text Spark expects.
+    assert cfg.spark.conf == {
+        "spark.driver.memory": "8g",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.shuffle.partitions": "16",
+    }
+    assert cfg.spark_warehouse_dir == "/srv/w.spark"
+    remote = load_config(write(tmp_path, "spark: {warehouse_dir: 's3a://bucket/crm'}\n"))
+    assert remote.spark_warehouse_dir == "s3a://bucket/crm"

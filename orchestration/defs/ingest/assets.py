@@ -7,6 +7,7 @@ import dagster as dg
 from ingestion.errors import ConfigError, DataQualityError, LandingError
 from ingestion.landing import prepare_landing
 from ingestion.landing_checks import freshness, record, volume
+from ingestion.loader import IngestionReport
 from ingestion.schema import ENTITIES
 from ingestion.sources import ingest_sources
 from ingestion.warehouse import connect
@@ -57,6 +58,15 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
     generated = prepare_landing(cfg, end=as_of.date())
     if generated:
         context.log.info(f"generated synthetic landing data: {generated}")
+    if cfg.engine == "spark":
+        from ingestion.spark.pipeline import ingest_sources_spark
+
+        report = ingest_sources_spark(
+            cfg, run_id=context.run.run_id, as_of=as_of, until_batch=until_batch,
+            log=context.log.info,
+        )  # fmt: skip
+        yield from _materializations(report)
+        return
     quality = cfg.quality
     con = connect(cfg.warehouse, memory_limit=cfg.memory_limit)
     try:
@@ -90,6 +100,10 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
         record(con, landing_outcomes, context.run.run_id, as_of)
     finally:
         con.close()
+    yield from _materializations(report)
+
+
+def _materializations(report: IngestionReport) -> Iterator:
     for name in RAW_TABLES:
         yield dg.MaterializeResult(
             asset_key=raw_key(name),

@@ -104,6 +104,17 @@ def raw_hygiene(
 ) -> Iterator[dg.AssetCheckResult]:
     cfg = pipeline.settings()
     run_id = context.run.run_id
+    results, files = _run_records(cfg, run_id)
+    yield from _judge(context, cfg, results, files)
+
+
+def _run_records(cfg: PipelineConfig, run_id: str) -> tuple[list[_RuleResult], list[_FileLog]]:
+    """This run's rule results and file log, from the engine's quality.* tables."""
+    if cfg.engine == "spark":
+        from ingestion.spark.pipeline import run_records
+
+        rule_rows, file_rows = run_records(cfg, run_id)
+        return [_RuleResult(*r) for r in rule_rows], [_FileLog(*r) for r in file_rows]
     con = connect(cfg.warehouse, read_only=True, memory_limit=cfg.memory_limit)
     try:
         results = [
@@ -127,6 +138,15 @@ def raw_hygiene(
         ]
     finally:
         con.close()
+    return results, files
+
+
+def _judge(
+    context: dg.AssetCheckExecutionContext,
+    cfg: PipelineConfig,
+    results: list[_RuleResult],
+    files: list[_FileLog],
+) -> Iterator[dg.AssetCheckResult]:
     rejected = {f.source_file for f in files if f.status == "rejected"}
     for entity in CORE_ENTITIES:
         # A failed ERROR rule blocks only through its batch's rejection: in a published

@@ -1,5 +1,6 @@
 """dbt models as Dagster assets; one `dbt build` per run, so dbt's start-up is paid once."""
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -45,17 +46,26 @@ def dbt_models(
     target_path = cfg.warehouse.parent / "dbt_target"
     # A dbt that dies before it writes its results must not be judged by the last run's.
     (target_path / "run_results.json").unlink(missing_ok=True)
-    with connect(cfg.warehouse) as con:
-        write_run_context(con, format_as_of(pipeline.run_as_of(context)), context.run.run_id)
-    invocation = dbt.cli(
-        # Unit tests check the SQL on fixed inputs: their verdict changes with the code,
-        # not the data, so they run in the test suite (tests/e2e/test_dbt_unit_tests.py),
-        # as dbt advises, not on every run.
-        ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars(cfg))],
-        context=context,
-        target_path=target_path,
-        raise_on_error=False,
-    )
+    as_of = format_as_of(pipeline.run_as_of(context))
+    # Unit tests check the SQL on fixed inputs: their verdict changes with the code, not
+    # the data, so they run in the test suite (tests/e2e/test_dbt_unit_tests.py), as dbt
+    # advises, not on every run.
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    with contextlib.ExitStack() as spark_env:
+        if cfg.engine == "spark":
+            from ingestion.spark.session import conf_env, stop_session
+
+            # dbt-spark starts a Spark of its own, which needs this process's local
+            # metastore; it reads the deployment's Spark properties from SPARK_CONF_DIR.
+            stop_session()
+            spark_env.enter_context(conf_env(cfg))
+            # On Spark the as_of goes as a var (quality.run_context is DuckDB's).
+            args += ["--target", "spark", "--vars", json.dumps({**dbt_vars(cfg), "as_of": as_of})]
+        else:
+            with connect(cfg.warehouse) as con:
+                write_run_context(con, as_of, context.run.run_id)
+            args += ["--vars", json.dumps(dbt_vars(cfg))]
+        invocation = dbt.cli(args, context=context, target_path=target_path, raise_on_error=False)
     try:
         yield from invocation.stream()
     finally:

@@ -1,0 +1,7 @@
+"""The pipeline on Apache Spark (``engine: spark``): the Spark session the loader and the
+hygiene gate share, the loader into ``raw.*`` in Spark's catalog, and the gate's runner on
+Spark DataFrames. The schema, merge rules and rule catalog are the DuckDB engine's own
+(ingestion.schema, ingestion.hygiene); only how they are executed differs.
+
+Nothing here is imported unless the engine is spark: pyspark stays an optional extra.
+"""
