@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _print_alerts(cfg, result.run_id, err)
             print(
                 f"Marts: Spark tables marts.* under {cfg.spark_warehouse_dir} (query them "
-                f'with Spark SQL; docs/spark.md)',
+                f"with Spark SQL; docs/spark.md)",
                 file=out,
             )
             return EXIT_OK

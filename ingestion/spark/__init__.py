@@ -4,4 +4,7 @@ Spark DataFrames. The schema, merge rules and rule catalog are the DuckDB engine
 (ingestion.schema, ingestion.hygiene); only how they are executed differs.
 
 Nothing here is imported unless the engine is spark: pyspark stays an optional extra.
+
+May import: pyspark, great_expectations, duckdb (small driver-side checks) and the rest of
+``ingestion`` (schema, rule catalog, landing, config); nothing under ``orchestration``.
 """

@@ -72,7 +72,8 @@ def _landing_checks(cfg: PipelineConfig, run_id: str, as_of: datetime) -> None:
     with duckdb.connect() as con:
         create_quality_tables(con)
         con.register("_log", log)
-        con.execute(f"INSERT INTO {QUALITY_SCHEMA}.ingestion_log SELECT * FROM _log")
+        # By name: the DuckDB log has columns the Spark log does not keep (file_size ...).
+        con.execute(f"INSERT INTO {QUALITY_SCHEMA}.ingestion_log BY NAME SELECT * FROM _log")
         outcomes: list[LandingOutcome] = [
             freshness(
                 con,
