@@ -481,13 +481,21 @@ def _validate(
 
     ((rows,),) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchall()
     parts = max(1, -(-rows // VALIDATION_PART_ROWS))
+    sql = _frame_sql(con, entity, s)
+    if parts > 1:
+        # The flags (reference joins) computed once, not once per part.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _frame_parts AS {sql}")
+        sql = "SELECT * FROM _frame_parts"
     results = []
-    for index in range(parts):
-        frame = _validation_frame(con, entity, s, (index, parts))
-        results.append(
-            validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
-        )
-        del frame
+    try:
+        for index in range(parts):
+            frame = _frame_part(con, entity, sql, (index, parts))
+            results.append(
+                validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
+            )
+            del frame
+    finally:
+        con.execute("DROP TABLE IF EXISTS _frame_parts")
     return merge_outcomes(results)
 
 
@@ -682,13 +690,6 @@ def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
     (count,) = con.execute(f"SELECT count(*) FROM {candidates}").fetchone()
     s.result.duplicate_rows = s.result.input_rows - count
     return _Staged(s.result, s.table, s.header, candidates)
-
-
-def _validation_frame(
-    con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, part: tuple[int, int] = (0, 1)
-) -> Any:
-    """The candidates as pandas, in the hygiene frame contract (``_frame_sql``)."""
-    return _frame_part(con, entity, _frame_sql(con, entity, s), part)
 
 
 def _frame_part(
