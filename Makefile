@@ -28,11 +28,11 @@ run: install
 	$(BIN)/crm-pipeline run
 
 # Headless Chromium renders the pipeline report in its browser test; Debian's package,
-# installed only when missing (the test says why it skipped if it cannot be).
+# installed only when missing (the test fails, saying why, if it cannot be).
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
-		echo "warning: could not install chromium; the report's browser test will skip"
+		echo "warning: could not install chromium; the report's browser test will fail"
 
 # dbt's documentation site (catalog included) into data/docs/, built from the warehouse
 # (running the pipeline first when it has no marts yet).

@@ -125,12 +125,14 @@ def chromium() -> str:
     if Path(CHROMIUM).exists():
         return CHROMIUM
     if os.geteuid() != 0:
-        pytest.skip("chromium is not installed, and only root can apt-get install it")
+        # The browser check is part of the suite: a missing browser fails it, never hides it.
+        pytest.fail("chromium is not installed, and only root can apt-get install it: "
+                    "run `make install` as root or `apt-get install chromium`")  # fmt: skip
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
         done = subprocess.run(step, capture_output=True, text=True, env=env, timeout=900)
         if done.returncode != 0:
-            pytest.skip(f"chromium could not be installed ({' '.join(step)}): "
+            pytest.fail(f"chromium could not be installed ({' '.join(step)}): "
                         f"{done.stderr.strip()[-300:]}")  # fmt: skip
     return CHROMIUM
 
