@@ -40,6 +40,10 @@ SECRETS = (WEBHOOK_PATH, SLACK_TOKEN, SMTP_PASSWORD)
 
 pytestmark = pytest.mark.slow
 
+# Each deployment's daemon process and log, by its instance: a daemon that dies fails the
+# wait at once, with its log, instead of after the timeout.
+_daemons: dict[dg.DagsterInstance, tuple[subprocess.Popen, Path]] = {}
+
 
 @pytest.fixture
 def deployment(tmp_path, http, smtp_factory):
@@ -75,7 +79,12 @@ def deployment(tmp_path, http, smtp_factory):
         "CRM_SMTP_FROM": "crm-pipeline@example.com",
         "CRM_SMTP_TO": "data-team@example.com",
     }
-    log = (tmp_path / "daemon.log").open("w")
+    # The test's own instance creates the SQLite storage before the daemon starts: two
+    # processes creating it at once race on its schema ("table alembic_version already
+    # exists") and the loser, here the daemon, dies.
+    instance = dg.DagsterInstance.from_config(str(home))
+    log_path = tmp_path / "daemon.log"
+    log = log_path.open("w")
     daemon = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "dagster-daemon"),
@@ -88,7 +97,7 @@ def deployment(tmp_path, http, smtp_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    instance = dg.DagsterInstance.from_config(str(home))
+    _daemons[instance] = (daemon, log_path)
     try:
         yield instance, landing, tmp_path, http, smtp
     finally:
@@ -98,6 +107,7 @@ def deployment(tmp_path, http, smtp_factory):
         except subprocess.TimeoutExpired:
             daemon.kill()
         log.close()
+        del _daemons[instance]
         instance.dispose()
 
 
@@ -124,8 +134,12 @@ def wait_for(condition, what, timeout=120):
 
 def wait_for_runs(instance, count, timeout=240):
     """The job's runs, once ``count`` of them have finished."""
+    daemon, log_path = _daemons[instance]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            tail = "\n".join(log_path.read_text().splitlines()[-30:])
+            raise AssertionError(f"the daemon exited ({daemon.returncode}):\n{tail}")
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="crm_pipeline"))
         if len(runs) >= count and all(r.is_finished for r in runs):
             return sorted(runs, key=lambda r: r.tags["crm/batch"])
