@@ -69,8 +69,6 @@ from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA, create_raw_tables
 _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
 
-# What tells two versions of a key apart, for the entities of ONE_VERSION_PER_KEY. A
-# currency code is one code in any case and with spaces around it (docs/data-model.md).
 # Rows per frame the hygiene gate validates at once: a larger batch is split by a hash of
 # its key (bench/RESULTS.md, "Scaling": about 1 GB of frame and GX work per part).
 VALIDATION_PART_ROWS = 1_000_000
@@ -78,9 +76,22 @@ VALIDATION_PART_ROWS = 1_000_000
 # batch by batch, the reference path it must match (tests compare the two).
 GROUP_BATCHES = True
 # At most this many bytes of landing files validated together (see _groups).
-GROUP_MAX_BYTES = 100 * 2**20
+GROUP_MAX_BYTES = 256 * 2**20
+# What tells two versions of a key apart, for the entities of ONE_VERSION_PER_KEY. A
+# currency code is one code in any case and with spaces around it (docs/data-model.md).
 _VERSION_VALUES: dict[str, str] = {"quotas": "row(amount, upper(trim(currency)))"}
 assert set(_VERSION_VALUES) == ONE_VERSION_PER_KEY, "every such entity needs its values"
+
+# What later entities of a batch read of its accepted rows (``_frame_sql``): the keys
+# they reference, and an opportunity's creation time for its stage changes. A copy of
+# every column of 10M activities that nothing references cost 20 s of a first load.
+_REFERENCED_COLUMNS: dict[str, list[str]] = {}
+for _refs in REFERENCES.values():
+    for _column, _target, _key in _refs:
+        _REFERENCED_COLUMNS.setdefault(_target, [])
+        if _key not in _REFERENCED_COLUMNS[_target]:
+            _REFERENCED_COLUMNS[_target].append(_key)
+_REFERENCED_COLUMNS["opportunities"].append("created_at")
 
 
 @dataclass
@@ -227,14 +238,17 @@ def ingest(
     _write_stage_map(con, stage_map)
     seq = 0
     for group in _groups([(b, to_load[b]) for b in sorted(to_load)]):
-        if GROUP_BATCHES and len(group) > 1:
-            together = _ingest_together(
-                con, [files for _, files in group], context, source_timezone
-            )
-            if together is not None:
-                report.files.extend(together)
-                continue
-        for _batch_id, files in group:
+        pending = [files for _batch_id, files in group]
+        while pending:
+            if GROUP_BATCHES and len(pending) > 1 and not context.full_export:
+                results, done = _ingest_together(con, pending, context, source_timezone)
+                report.files.extend(results)
+                pending = pending[done:]
+                if not pending:
+                    break
+            # The first batch left goes alone (an ERROR failure, an unreadable file or a
+            # conflicting key stopped the grouped pass there); the rest is grouped again.
+            files = pending.pop(0)
             seq += 1
             # Reading runs outside the transaction: in DuckDB a failed statement aborts
             # the open transaction, and a file that cannot be read must only reject its
@@ -272,11 +286,11 @@ class _RunContext:
 
 def _groups(batches: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
     """Consecutive batches whose files add up to at most ``GROUP_MAX_BYTES``, to be
-    validated together; a larger batch is a group of its own. Together pays off where
-    GX's fixed cost per validation dominates (small batches). With a large batch in it,
-    the one open transaction holding every batch's rows costs more than it saves: a
-    1M-opportunity first load of 29 batches took 476 s together, 155 s of it matching
-    candidates and 106 s publishing against the uncommitted rows (bench/RESULTS.md)."""
+    ingested together; a larger batch is a group of its own. Together pays off where
+    the fixed costs per batch dominate (small batches: a join against raw and a GX
+    validation per entity). A large batch gains little, and with an ERROR failure in it
+    (likely in a first export) the grouped pass would be paid for nothing before the
+    batch goes alone."""
     groups: list[list[tuple[str, Any]]] = []
     size = 0
     for batch in batches:
@@ -318,104 +332,284 @@ def _ingest_together(
     batches: list[list[tuple[LandingFile, str, os.stat_result]]],
     ctx: _RunContext,
     source_timezone: str,
-) -> list[FileResult] | None:
-    """Several new batches (a first load, a catch-up) with one Great Expectations pass
-    per entity instead of one per batch and entity: GX's fixed cost per validation (about
-    15 ms per expectation) made a 30-batch first load of 10k opportunities take 20× its
-    floor.
+) -> tuple[list[FileResult], int]:
+    """Consecutive new batches (a first load's daily batches, a catch-up) in one pass per
+    entity, set-based, instead of one pass per batch and entity: 29 small batches cost
+    29 × 9 joins against a raw of 19M rows and as many GX validations (157 s of a
+    1M-opportunity first load, bench/RESULTS.md).
 
-    Each batch is published in order, in one transaction, as the batch-by-batch path
-    would if every batch passed: its candidates against raw as the earlier batches left
-    it, its frame (reference flags included) built before it is published. Then every
-    entity's frames of all the batches are validated together, each file's outcomes as
-    if alone (``validate_batch(by_file=True)``). Committed only if no ERROR rule failed
-    anywhere: what was published is then exactly what batch by batch gives. Otherwise
-    (a quarantined row or a rejected batch changes what the later batches see) it is all
-    rolled back and None says to go batch by batch. Files that cannot be read: None."""
+    Every rule the batch-by-batch path applies is stated over the batches' order
+    (``_batch_order``): a row is a candidate against the newest version stored or
+    offered by an earlier batch; a reference resolves in raw or among the candidates of
+    this batch or an earlier one; a contact's e-mail is taken by another contact's
+    version current before this batch. Each file's outcomes are its own, as if
+    validated alone (``validate_batch(by_file=True)``). So for a batch that passes with
+    no ERROR failure, what is published and recorded is exactly what batch by batch
+    gives; raw is only written at the end, after validation.
+
+    Published: the batches before the first one that has an unreadable file, an ERROR
+    failure or a conflicting key (what it quarantines or rejects changes what the later
+    batches see). Returns their results and their number; that batch and the later
+    ones are left to the caller."""
+    staged_batches: list[list[_Staged]] = []
+    for order, files in enumerate(batches, start=1):
+        staged = _stage_batch(con, files, ctx, source_timezone, order)
+        if any(s.table is None or s.result.reasons for s in staged):
+            _drop_temporaries(con, staged)
+            break
+        staged_batches.append(staged)
+    by_entity: dict[str, list[tuple[int, _Staged]]] = {}
+    for order, staged in enumerate(staged_batches, start=1):
+        for s in staged:
+            by_entity.setdefault(s.result.file.entity.name, []).append((order, s))
+    names = [name for name in PROCESSING_ORDER if name in by_entity]
+    everything = [s for staged in staged_batches for s in staged]
+    temporaries = ["_contact_versions"]
+    try:
+        for name in names:
+            entity = ENTITIES[name]
+            group, frame = f"_group_{name}", f"_group_frame_{name}"
+            temporaries += [group, frame]
+            candidates = _group_candidates_sql(entity, by_entity[name])
+            con.execute(f"CREATE TEMP TABLE {group} AS {candidates}")
+            counts = dict(
+                con.execute(f"SELECT _source_file, count(*) FROM {group} GROUP BY ALL").fetchall()
+            )
+            for _order, s in by_entity[name]:
+                kept = counts.get(s.result.file.relative, 0)
+                s.result.duplicate_rows = s.result.input_rows - kept
+                con.execute(f"DROP TABLE {s.table}")
+            con.execute(f"CREATE TEMP TABLE {frame} AS {_group_frame_sql(con, entity, group)}")
+        outcomes: dict[str, tuple[Any, ...]] = {}
+        for name in names:
+            frame = f"_group_frame_{name}"
+            outcomes.update(_validate_files(con, name, frame, by_entity[name], ctx))
+        stops = {
+            order
+            for name in names
+            for order, s in by_entity[name]
+            if any(_fails(o) for o in outcomes[s.result.file.relative])
+        }
+        for name in set(names) & ONE_VERSION_PER_KEY:
+            stops |= {
+                order
+                for (order,) in con.execute(
+                    f"SELECT DISTINCT _batch_order FROM _group_{name} WHERE key__conflicting"
+                ).fetchall()
+            }
+        done = min(stops, default=len(batches) + 1) - 1
+        done = min(done, len(staged_batches))
+        if done == 0:
+            return [], 0
+        published = [s for staged in staged_batches[:done] for s in staged]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for name in names:
+                _publish_group(con, ENTITIES[name], f"_group_{name}", done, by_entity[name])
+            _insert_outcomes(
+                con,
+                [
+                    row
+                    for s in published
+                    for row in _outcome_rows(s.result, outcomes[s.result.file.relative], ctx)
+                ],
+            )
+            _write_log(con, [s.result for s in published], ctx)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return [s.result for s in published], done
+    finally:
+        for table in temporaries:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        _drop_temporaries(con, everything)
+
+
+def _fails(outcome: Any) -> bool:
+    """An ERROR rule failed: the row or batch is quarantined or rejected."""
+    return not outcome.success and outcome.severity == "error"
+
+
+def _group_candidates_sql(entity: Entity, staged: list[tuple[int, _Staged]]) -> str:
+    """``_with_candidates`` over several batches' files of one entity at once: newest
+    per key within each file; a candidate if its key is new, or if it is newer than and
+    different from the newest version before its batch, stored in raw or offered by an
+    earlier batch. (An earlier offer that was not a candidate is older than that
+    version, or equal to it in every value with a newer batch: as a reference it says
+    the same.)"""
+    key = ", ".join(entity.key)
+    null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
+    newest_first = ", ".join(f"{part} DESC" for part in _version(entity))
+    union = " UNION ALL BY NAME ".join(
+        f"SELECT *, {order} AS _batch_order FROM {s.table}" for order, s in staged
+    )
+    flag, per_version, conflicting = "", "", ""
+    if entity.name in ONE_VERSION_PER_KEY:
+        values = _VERSION_VALUES[entity.name]
+        flag = (
+            f", (NOT ({null_key}) AND count(DISTINCT {values}) "
+            f"OVER (PARTITION BY _batch_order, {key}) > 1) AS key__conflicting"
+        )
+        per_version = f", CASE WHEN key__conflicting THEN {values} END"
+        conflicting = "key__conflicting OR "
+    matches = " AND ".join(f"t.{k} = s.{k}" for k in entity.key)
+    columns = entity.column_names
+    return f"""
+        WITH staged AS (SELECT *{flag} FROM ({union})),
+        versions AS (
+            SELECT *, row({", ".join(_version(entity))}) AS _version,
+                   row({", ".join(columns)}) AS _values
+            FROM staged WHERE NOT ({null_key})
+            UNION ALL BY NAME
+            SELECT {", ".join(f"t.{k}" for k in entity.key)}, 0 AS _batch_order,
+                   row({", ".join(_version(entity, "t."))}) AS _version,
+                   row({", ".join(f"t.{c}" for c in columns)}) AS _values
+            FROM {RAW_SCHEMA}.{entity.name} t SEMI JOIN staged s ON {matches}
+        ),
+        judged AS (
+            SELECT *,
+                row_number() OVER (
+                    PARTITION BY _batch_order, {key}{per_version} ORDER BY {newest_first}
+                ) AS _rank,
+                max(_version) OVER earlier AS _prior_version,
+                arg_max(_values, _version) OVER earlier AS _prior_values
+            FROM versions
+            WINDOW earlier AS (
+                PARTITION BY {key} ORDER BY _batch_order
+                RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            )
+        )
+        SELECT * EXCLUDE (_version, _values, _rank, _prior_version, _prior_values)
+        FROM judged
+        WHERE _batch_order > 0 AND _rank = 1 AND (
+            _prior_version IS NULL
+            OR {conflicting}(_version > _prior_version AND _values IS DISTINCT FROM _prior_values)
+        )
+        UNION ALL BY NAME
+        SELECT * FROM staged WHERE {null_key}"""
+
+
+def _group_frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, group: str) -> str:
+    """``_frame_sql`` for a grouped pass: each row's flags as its own batch would see
+    them, from raw and the candidates of its batch and the earlier ones."""
+    flags, joins = [], []
+    for column, ref_entity, ref_key in REFERENCES.get(entity.name, ()):
+        found = [
+            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{ref_entity} r WHERE r.{ref_key} = c.{column})"
+        ]
+        if _temp_table_exists(con, f"_group_{ref_entity}"):
+            found.append(
+                f"EXISTS (SELECT 1 FROM _group_{ref_entity} b WHERE b.{ref_key} = c.{column} "
+                f"AND b._batch_order <= c._batch_order)"
+            )
+        flags.append(f"(c.{column} IS NULL OR {' OR '.join(found)}) AS {column}__known")
+    if entity.name == "stage_changes":
+        joins.append(
+            f"LEFT JOIN {RAW_SCHEMA}.opportunities ro ON ro.opportunity_id = c.opportunity_id"
+        )
+        created = "ro.created_at"
+        if _temp_table_exists(con, "_group_opportunities"):
+            # The opportunity's version of this batch or, failing that, the latest earlier.
+            joins.append(
+                "ASOF LEFT JOIN (SELECT opportunity_id, _batch_order, created_at "
+                "FROM _group_opportunities) bo ON bo.opportunity_id = c.opportunity_id "
+                "AND c._batch_order >= bo._batch_order"
+            )
+            created = "coalesce(bo.created_at, ro.created_at)"
+        flags.append(f"{created} AS opportunity_created_at")
+    if entity.name == "contacts":
+        # Every contact version with the batches it is current before: stored (0) until
+        # its first candidate, each candidate until the next one.
+        con.execute(
+            f"""CREATE TEMP TABLE _contact_versions AS
+                SELECT contact_id, lower(trim(email)) AS email, _batch_order,
+                       lead(_batch_order) OVER (
+                           PARTITION BY contact_id ORDER BY _batch_order
+                       ) AS _until
+                FROM (SELECT contact_id, email, 0 AS _batch_order FROM {RAW_SCHEMA}.contacts
+                      UNION ALL SELECT contact_id, email, _batch_order FROM {group})"""
+        )
+        flags.append(
+            "EXISTS (SELECT 1 FROM _contact_versions o WHERE o.email = lower(trim(c.email)) "
+            "AND o.contact_id <> c.contact_id AND o._batch_order < c._batch_order "
+            "AND (o._until IS NULL OR o._until >= c._batch_order)) AS email__seen_before"
+        )
+        flags.append(
+            "(c.email IS NOT NULL AND count(*) OVER "
+            "(PARTITION BY c._batch_order, lower(trim(c.email))) > 1) AS email__seen_in_batch"
+        )
+    return _frame_select(con, entity, group, flags, joins)
+
+
+def _validate_files(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    frame_table: str,
+    files: list[tuple[int, _Staged]],
+    ctx: _RunContext,
+) -> dict[str, tuple[Any, ...]]:
+    """Each file's outcomes, as if validated alone, from one frame holding the rows of
+    several files (validated in parts of at most ``VALIDATION_PART_ROWS`` rows)."""
     from ingestion.hygiene import merge_outcomes, validate_batch
 
-    staged_batches = [
-        _stage_batch(con, files, ctx, source_timezone, seq) for seq, files in enumerate(batches)
-    ]
-    everything = [s for staged in staged_batches for s in staged]
-    frames: dict[str, list[str]] = {}
-    if any(s.table is None or s.result.reasons for s in everything):
-        _drop_temporaries(con, everything)
-        return None
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for seq, staged in enumerate(staged_batches):
-            for n, s in enumerate(staged):
-                entity = s.result.file.entity
-                s = staged[n] = _with_candidates(con, s)
-                frame = f"_frame_{seq}_{entity.name}"
-                con.execute(f"CREATE TEMP TABLE {frame} AS {_frame_sql(con, entity, s)}")
-                frames.setdefault(entity.name, []).append(frame)
-                # Later entities of this batch may reference these rows.
-                con.execute(f"DROP TABLE IF EXISTS _batch_{entity.name}")
-                con.execute(
-                    f"CREATE TEMP TABLE _batch_{entity.name} AS SELECT * FROM {s.candidates}"
-                )
-            for s in staged:
-                _publish(con, s, [], ctx)
-            _drop_temporaries(con, staged)
-        outcomes: dict[str, tuple[Any, ...]] = {}
-        for name, tables in frames.items():
-            entity = ENTITIES[name]
-            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in tables)
-            # fetchall: a result left open would block the next query (DuckDB 2).
-            ((rows,),) = con.execute(f"SELECT count(*) FROM ({union})").fetchall()
-            parts = max(1, -(-rows // VALIDATION_PART_ROWS))
-            per_file: dict[str, list[Any]] = {}
-            for index in range(parts):
-                frame = _frame_part(con, entity, union, (index, parts))
-                if len(frame):
-                    found = validate_batch(
-                        name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
-                    )
-                    for file, outs in found.items():
-                        per_file.setdefault(file, []).append(outs)
-                del frame
-            for file, parts_of_file in per_file.items():
-                outcomes[file] = merge_outcomes(parts_of_file)
-            # A file whose rows were all duplicates is judged on no rows, as alone.
-            empty = None
-            for s in everything:
-                if s.result.file.entity.name == name and s.result.file.relative not in outcomes:
-                    if empty is None:
-                        none = _frame_part(
-                            con, entity, f"SELECT * FROM {tables[0]} LIMIT 0", (0, 1)
-                        )
-                        empty = validate_batch(
-                            name, none, labels=ctx.labels, severities=ctx.severities
-                        )
-                    outcomes[s.result.file.relative] = empty
-        failed = any(
-            not o.success and o.severity == "error" for outs in outcomes.values() for o in outs
-        )
-        if failed:
-            con.execute("ROLLBACK")
-            return None
-        _insert_outcomes(
-            con,
-            [
-                row
-                for s in everything
-                for row in _outcome_rows(s.result, outcomes[s.result.file.relative], ctx)
-            ],
-        )
-        results = [s.result for s in everything]
-        _write_log(con, results, ctx)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        for tables in frames.values():
-            for t in tables:
-                con.execute(f"DROP TABLE IF EXISTS {t}")
-        _drop_temporaries(con, everything)
-    return results
+    entity = ENTITIES[name]
+    ((rows,),) = con.execute(f"SELECT count(*) FROM {frame_table}").fetchall()
+    parts = max(1, -(-rows // VALIDATION_PART_ROWS))
+    per_file: dict[str, list[Any]] = {}
+    for index in range(parts):
+        frame = _frame_part(con, entity, f"SELECT * FROM {frame_table}", (index, parts))
+        if len(frame):
+            found = validate_batch(
+                name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
+            )
+            for file, outs in found.items():
+                per_file.setdefault(file, []).append(outs)
+        del frame
+    outcomes = {file: merge_outcomes(parts_of_file) for file, parts_of_file in per_file.items()}
+    # A file whose rows were all duplicates is judged on no rows, as alone.
+    empty = None
+    for _order, s in files:
+        if s.result.file.relative not in outcomes:
+            if empty is None:
+                none = _frame_part(con, entity, f"SELECT * FROM {frame_table} LIMIT 0", (0, 1))
+                empty = validate_batch(name, none, labels=ctx.labels, severities=ctx.severities)
+            outcomes[s.result.file.relative] = empty
+    return outcomes
+
+
+def _publish_group(
+    con: duckdb.DuckDBPyConnection,
+    entity: Entity,
+    group: str,
+    done: int,
+    files: list[tuple[int, _Staged]],
+) -> None:
+    """Merge the candidates of the first ``done`` batches into raw: per key, the latest
+    batch's (each candidate is newer than what came before it)."""
+    target = f"{RAW_SCHEMA}.{entity.name}"
+    key = ", ".join(entity.key)
+    null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
+    matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
+    columns = ", ".join([c.name for c in entity.columns] + [name for name, _ in LINEAGE_COLUMNS])
+    mine = f"_batch_order <= {done}"
+    con.execute(
+        f"DELETE FROM {target} t USING (SELECT DISTINCT {key} FROM {group} WHERE {mine}) n "
+        f"WHERE {matches}"
+    )
+    con.execute(
+        f"INSERT INTO {target} SELECT {columns} FROM {group} WHERE {mine} "
+        f"QUALIFY {null_key} "
+        f"OR row_number() OVER (PARTITION BY {key} ORDER BY _batch_order DESC) = 1"
+    )
+    counts = dict(
+        con.execute(
+            f"SELECT _source_file, count(*) FROM {group} WHERE {mine} GROUP BY ALL"
+        ).fetchall()
+    )
+    for order, s in files:
+        if order <= done:
+            s.result.loaded_rows = counts.get(s.result.file.relative, 0)
 
 
 def _validate_and_publish(
@@ -448,13 +642,15 @@ def _validate_and_publish(
                 f"({ctx.quarantine_max_share:.1%}); fix the export or raise the threshold."
             )
         quarantine[s.result.file.relative] = sorted(bad_rows.items())
-        # Later entities of this batch may reference these rows.
-        con.execute(f"DROP TABLE IF EXISTS _batch_{entity.name}")
-        con.execute(
-            f"CREATE TEMP TABLE _batch_{entity.name} AS SELECT * FROM {s.candidates} "
-            f"WHERE _source_row NOT IN (SELECT unnest(?::BIGINT[]))",
-            [list(bad_rows)],
-        )
+        referenced = _REFERENCED_COLUMNS.get(entity.name)
+        if referenced:
+            # Later entities of this batch may reference these rows: their keys.
+            con.execute(f"DROP TABLE IF EXISTS _batch_{entity.name}")
+            con.execute(
+                f"CREATE TEMP TABLE _batch_{entity.name} AS SELECT {', '.join(referenced)} "
+                f"FROM {s.candidates} WHERE _source_row NOT IN (SELECT unnest(?::BIGINT[]))",
+                [list(bad_rows)],
+            )
 
     reasons = [r for s in staged for r in s.result.reasons]
     if reasons:
@@ -715,15 +911,13 @@ def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> st
     """The candidates with the flags the hygiene suite reads: whether each reference
     resolves (in raw or among this batch's accepted rows), the creation time of a stage
     change's opportunity, whether a contact's e-mail is already taken."""
-    from ingestion.hygiene import frame_columns
-
     flags = []
     joins = []
     for column, ref_entity, ref_key in REFERENCES.get(entity.name, ()):
         found = [
             f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{ref_entity} r WHERE r.{ref_key} = c.{column})"
         ]
-        if _batch_table_exists(con, ref_entity):
+        if _temp_table_exists(con, f"_batch_{ref_entity}"):
             found.append(
                 f"EXISTS (SELECT 1 FROM _batch_{ref_entity} b WHERE b.{ref_key} = c.{column})"
             )
@@ -733,7 +927,7 @@ def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> st
             f"LEFT JOIN {RAW_SCHEMA}.opportunities ro ON ro.opportunity_id = c.opportunity_id"
         )
         created = "ro.created_at"
-        if _batch_table_exists(con, "opportunities"):
+        if _temp_table_exists(con, "_batch_opportunities"):
             joins.append(
                 "LEFT JOIN _batch_opportunities bo ON bo.opportunity_id = c.opportunity_id"
             )
@@ -749,25 +943,32 @@ def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> st
             "(c.email IS NOT NULL AND count(*) OVER (PARTITION BY lower(trim(c.email))) > 1) "
             "AS email__seen_in_batch"
         )
-    # Only the columns the rules read: at 10M rows every column held in pandas counts.
-    available = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {s.candidates}").fetchall()} | {
+    return _frame_select(con, entity, s.candidates, flags, joins)
+
+
+def _frame_select(
+    con: duckdb.DuckDBPyConnection, entity: Entity, table: str, flags: list[str], joins: list[str]
+) -> str:
+    """The frame query: ``table``'s rows (alias c) with ``flags``, only the columns the
+    rules read: at 10M rows every column held in pandas counts."""
+    from ingestion.hygiene import frame_columns
+
+    available = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()} | {
         flag.rsplit(" AS ", 1)[1] for flag in flags
     }
     # The export file and line of an adapter's row name it in messages (optional).
     optional = (*EXPORT_LINEAGE, "email__seen_in_batch")
     wanted = [c for c in (*frame_columns(entity.name), *optional) if c in available]
     select = ", ".join(["c.*", *flags])
-    return (
-        f"SELECT {', '.join(wanted)} FROM (SELECT {select} FROM {s.candidates} c {' '.join(joins)})"
-    )
+    return f"SELECT {', '.join(wanted)} FROM (SELECT {select} FROM {table} c {' '.join(joins)})"
 
 
-def _batch_table_exists(con: duckdb.DuckDBPyConnection, entity: str) -> bool:
-    """Whether this batch has accepted rows of ``entity`` validated earlier."""
-    (count,) = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
-        [f"_batch_{entity}"],
-    ).fetchone()
+def _temp_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether this connection holds the temporary ``table`` (a batch's accepted rows of
+    an entity validated earlier: ``_batch_<entity>``, ``_group_<entity>``)."""
+    ((count,),) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [table]
+    ).fetchall()
     return count > 0
 
 
