@@ -365,6 +365,7 @@ def _ingest_together(
     names = [name for name in PROCESSING_ORDER if name in by_entity]
     everything = [s for staged in staged_batches for s in staged]
     temporaries = ["_contact_versions"]
+    parts: dict[str, int] = {}
     try:
         for name in names:
             entity = ENTITIES[name]
@@ -379,11 +380,13 @@ def _ingest_together(
                 kept = counts.get(s.result.file.relative, 0)
                 s.result.duplicate_rows = s.result.input_rows - kept
                 con.execute(f"DROP TABLE {s.table}")
-            con.execute(f"CREATE TEMP TABLE {frame} AS {_group_frame_sql(con, entity, group)}")
+            parts[name] = _frame_table(
+                con, entity, _group_frame_sql(con, entity, group), sum(counts.values()), frame
+            )
         outcomes: dict[str, tuple[Any, ...]] = {}
         for name in names:
             frame = f"_group_frame_{name}"
-            outcomes.update(_validate_files(con, name, frame, by_entity[name], ctx))
+            outcomes.update(_validate_files(con, name, frame, parts[name], by_entity[name], ctx))
         stops = {
             order
             for name in names
@@ -546,19 +549,18 @@ def _validate_files(
     con: duckdb.DuckDBPyConnection,
     name: str,
     frame_table: str,
+    parts: int,
     files: list[tuple[int, _Staged]],
     ctx: _RunContext,
 ) -> dict[str, tuple[Any, ...]]:
-    """Each file's outcomes, as if validated alone, from one frame holding the rows of
-    several files (validated in parts of at most ``VALIDATION_PART_ROWS`` rows)."""
+    """Each file's outcomes, as if validated alone, from one frame table holding the
+    rows of several files in ``parts`` parts (``_frame_table``)."""
     from ingestion.hygiene import merge_outcomes, validate_batch
 
-    entity = ENTITIES[name]
-    ((rows,),) = con.execute(f"SELECT count(*) FROM {frame_table}").fetchall()
-    parts = max(1, -(-rows // VALIDATION_PART_ROWS))
     per_file: dict[str, list[Any]] = {}
+    order = "_source_file, _source_row"
     for index in range(parts):
-        frame = _frame_part(con, entity, f"SELECT * FROM {frame_table}", (index, parts))
+        frame = _frame_part(con, frame_table, index, order)
         if len(frame):
             found = validate_batch(
                 name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
@@ -572,7 +574,7 @@ def _validate_files(
     for _order, s in files:
         if s.result.file.relative not in outcomes:
             if empty is None:
-                none = _frame_part(con, entity, f"SELECT * FROM {frame_table} LIMIT 0", (0, 1))
+                none = _frame_part(con, f"(SELECT * FROM {frame_table} LIMIT 0)", 0, order)
                 empty = validate_batch(name, none, labels=ctx.labels, severities=ctx.severities)
             outcomes[s.result.file.relative] = empty
     return outcomes
@@ -622,7 +624,7 @@ def _validate_and_publish(
         if s.table is None:
             continue
         entity = s.result.file.entity
-        s = staged[n] = _with_candidates(con, s)
+        s = staged[n] = _with_candidates(con, s, ctx.full_export)
         outcomes = _validate(con, entity, s, ctx)
         _record_outcomes(con, s.result, outcomes, ctx)
         bad_rows: dict[int, list[str]] = {}
@@ -670,22 +672,15 @@ def _validate_and_publish(
 def _validate(
     con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, ctx: _RunContext
 ) -> tuple[Any, ...]:
-    """Every candidate row through the entity's suite, in parts of at most
-    ``VALIDATION_PART_ROWS`` rows: memory stays bounded whatever the batch's size (a
-    first load's 10M activities would otherwise be one frame of several GB)."""
+    """Every candidate row through the entity's suite, in parts (``_frame_table``)."""
     from ingestion.hygiene import merge_outcomes, validate_batch
 
     ((rows,),) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchall()
-    parts = max(1, -(-rows // VALIDATION_PART_ROWS))
-    sql = _frame_sql(con, entity, s)
-    if parts > 1:
-        # The flags (reference joins) computed once, not once per part.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _frame_parts AS {sql}")
-        sql = "SELECT * FROM _frame_parts"
     results = []
     try:
+        parts = _frame_table(con, entity, _frame_sql(con, entity, s), rows, "_frame_parts")
         for index in range(parts):
-            frame = _frame_part(con, entity, sql, (index, parts))
+            frame = _frame_part(con, "_frame_parts", index)
             results.append(
                 validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
             )
@@ -837,7 +832,9 @@ def _version(entity: Entity, alias: str = "") -> list[str]:
     return parts
 
 
-def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
+def _with_candidates(
+    con: duckdb.DuckDBPyConnection, s: _Staged, full_export: bool = False
+) -> _Staged:
     """The rows that would change raw: newest per key in the file, newer than the stored
     row and different from it (an identical re-export is a duplicate, not an update).
 
@@ -860,6 +857,19 @@ def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
         f"row({', '.join('n.' + c for c in entity.column_names)}) IS DISTINCT FROM "
         f"row({', '.join('t.' + c for c in entity.column_names)})"
     )
+    if entity.name not in ONE_VERSION_PER_KEY and not full_export:
+        # A file of distinct keys into an empty table (a first load): every row is a
+        # candidate, and the staged table serves as is. Copying it cost 40 s of a
+        # 1M-opportunity first load. (A full export keeps its staged table whole: the
+        # records it holds are the ones not deleted.)
+        ((stored, repeated),) = con.execute(
+            f"""SELECT (SELECT count(*) FROM (SELECT 1 FROM {target} LIMIT 1)),
+                       (SELECT count(*) FROM (SELECT 1 FROM {s.table} WHERE NOT ({null_key})
+                                              GROUP BY {key} HAVING count(*) > 1 LIMIT 1))"""
+        ).fetchall()
+        if not stored and not repeated:
+            s.result.duplicate_rows = 0
+            return _Staged(s.result, s.table, s.header, s.table)
     candidates = f"{s.table}_candidates"
     flag, per_version, conflicting = "", "", ""
     if entity.name in ONE_VERSION_PER_KEY:
@@ -889,22 +899,33 @@ def _with_candidates(con: duckdb.DuckDBPyConnection, s: _Staged) -> _Staged:
 
 
 def _frame_part(
-    con: duckdb.DuckDBPyConnection, entity: Entity, sql: str, part: tuple[int, int]
+    con: duckdb.DuckDBPyConnection, table: str, part: int, order: str = "_source_row"
 ) -> Any:
-    """The rows of a frame query as pandas, in file and row order (so that a message's
-    examples are the same on every run). ``part`` (i, n): only the rows whose key hashes
-    to i of n, so that a large batch is validated in parts of bounded memory, each
-    holding every row of its keys."""
+    """The rows of one part of a frame table (``_frame_table``) as pandas, in ``order``
+    (file and row: a message's examples are then the same on every run)."""
     from ingestion.hygiene import arrow_backed
 
-    index, parts = part
-    where = f"WHERE hash({', '.join(entity.key)}) % {parts} = {index}" if parts > 1 else ""
     # Through Arrow: text stays in Arrow buffers instead of a Python object per value.
     return arrow_backed(
         con.sql(
-            f"SELECT * FROM ({sql}) {where} ORDER BY _source_file, _source_row"
+            f"SELECT * EXCLUDE (_part) FROM {table} WHERE _part = {part} ORDER BY {order}"
         ).to_arrow_table()
     )
+
+
+def _frame_table(
+    con: duckdb.DuckDBPyConnection, entity: Entity, sql: str, rows: int, table: str
+) -> int:
+    """Materialize a frame query of ``rows`` rows as ``table`` with its part (``_part``):
+    a large batch is validated in parts of at most ``VALIDATION_PART_ROWS`` rows, split
+    by a hash of the key (each part holds every row of its keys), so that memory stays
+    bounded whatever the batch's size (a first load's 10M activities would otherwise be
+    one frame of several GB). The flags (reference joins) and hashes are computed once,
+    not once per part. Returns the number of parts."""
+    parts = max(1, -(-rows // VALIDATION_PART_ROWS))
+    part = f"hash({', '.join(entity.key)}) % {parts}" if parts > 1 else "0"
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT *, {part} AS _part FROM ({sql})")
+    return parts
 
 
 def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> str:
