@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 AS_OF_END = dt.date(2026, 11, 26)
-MEMORY_LIMIT = "4GB"  # the pipeline's default memory_limit
+MEMORY_LIMIT = "2.5GB"  # the pipeline's default memory_limit (ingestion/config.py)
 
 
 # --- measuring a child process ------------------------------------------------------------

@@ -185,7 +185,7 @@ class PipelineConfig:
     reporting_currency: str = "USD"
     # DuckDB's memory cap, for the loader, the checks and dbt. Past it DuckDB spills to
     # disk instead of taking most of the machine (its own default is 80% of RAM).
-    memory_limit: str = "4GB"
+    memory_limit: str = "2.5GB"
     synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     sensor: SensorSettings = field(default_factory=SensorSettings)

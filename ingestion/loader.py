@@ -21,6 +21,11 @@ Batches are processed in name order, each on its own:
    quarantined + duplicates + rejected; every rule's outcome is appended to
    ``quality.validation_results``.
 
+Several new small batches (a first load's daily batches, a catch-up) go through steps
+2 to 5 together, set-based, one pass per entity (``_ingest_together``), each batch
+judged against raw and the batches before it, with exactly the record batch by batch
+gives; a batch with an ERROR failure goes alone, and the later ones are grouped again.
+
 Merge rules (docs/data-model.md): a row supersedes the stored row with the same key when its
 ``updated_at`` is later, ties going to the later batch, then the later row of the file;
 event entities (stage changes, activities) accumulate, one row per key, a later batch's
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -559,8 +564,7 @@ def _validate_files(
 
     per_file: dict[str, list[Any]] = {}
     order = "_source_file, _source_row"
-    for index in range(parts):
-        frame = _frame_part(con, frame_table, index, order)
+    for frame in _frame_parts(con, frame_table, parts, order):
         if len(frame):
             found = validate_batch(
                 name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
@@ -679,8 +683,7 @@ def _validate(
     results = []
     try:
         parts = _frame_table(con, entity, _frame_sql(con, entity, s), rows, "_frame_parts")
-        for index in range(parts):
-            frame = _frame_part(con, "_frame_parts", index)
+        for frame in _frame_parts(con, "_frame_parts", parts):
             results.append(
                 validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
             )
@@ -911,6 +914,25 @@ def _frame_part(
             f"SELECT * EXCLUDE (_part) FROM {table} WHERE _part = {part} ORDER BY {order}"
         ).to_arrow_table()
     )
+
+
+def _frame_parts(
+    con: duckdb.DuckDBPyConnection, table: str, parts: int, order: str = "_source_row"
+) -> Iterator[Any]:
+    """Each part of a frame table, the next one read while the caller validates this
+    one: DuckDB's reading and Arrow's conversion run without the GIL that GX's pandas
+    work holds, so the two overlap on two cores. (The connection is used by one thread
+    at a time: the caller does not query while it validates.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(_frame_part, con, table, 0, order)
+        for index in range(parts):
+            frame = ahead.result()
+            if index + 1 < parts:
+                ahead = pool.submit(_frame_part, con, table, index + 1, order)
+            yield frame
+            del frame
 
 
 def _frame_table(
