@@ -75,8 +75,10 @@ _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
 
 # Rows per frame the hygiene gate validates at once: a larger batch is split by a hash of
-# its key (bench/RESULTS.md, "Scaling": about 1 GB of frame and GX work per part).
-VALIDATION_PART_ROWS = 1_000_000
+# its key. Two parts are in memory at once (one validated, the next one read), about
+# 0.5 GB with GX's work: with DuckDB's memory_limit that is the run's memory budget
+# (bench/RESULTS.md, "Scaling").
+VALIDATION_PART_ROWS = 500_000
 # Several new batches are validated in one pass per entity (``_ingest_together``); off:
 # batch by batch, the reference path it must match (tests compare the two).
 GROUP_BATCHES = True
