@@ -43,15 +43,8 @@ from typing import Any
 import duckdb
 
 from ingestion.errors import LandingError
-from ingestion.landing import (
-    LandingFile,
-    discover,
-    file_sha256,
-    quote_ident,
-    read_error,
-    read_header,
-    scan_sql,
-)
+from ingestion.landing.layout import LandingFile, discover, file_sha256
+from ingestion.landing.reader import quote_ident, read_error, read_header, scan_sql
 from ingestion.schema import (
     ENTITIES,
     EXPORT_LINEAGE,

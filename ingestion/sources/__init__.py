@@ -38,7 +38,7 @@ import duckdb
 
 from ingestion.config import PipelineConfig, SourceSpec
 from ingestion.errors import ConfigError
-from ingestion.landing import batch_folders, check_batch_links, settled_batches
+from ingestion.landing.layout import batch_folders, check_batch_links, settled_batches
 from ingestion.loader import IngestionReport, ingest
 from ingestion.schema import ENTITIES
 from ingestion.sources.export import Conversion, ExportBatch, quote, sql_str

@@ -55,7 +55,7 @@ import yaml
 
 from ingestion.config import SourceSpec
 from ingestion.errors import ConfigError
-from ingestion.landing import batch_folders
+from ingestion.landing.layout import batch_folders
 from ingestion.schema import (
     ACTIVITY_TYPES,
     CHANNELS,

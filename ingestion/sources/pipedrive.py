@@ -45,7 +45,7 @@ import duckdb
 
 from ingestion.config import SourceSpec
 from ingestion.errors import LandingError
-from ingestion.landing import batch_folders
+from ingestion.landing.layout import batch_folders
 from ingestion.sources.export import (
     Conversion,
     Export,

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import duckdb
 
 from ingestion.config import SourceSpec
-from ingestion.landing import batch_folders
+from ingestion.landing.layout import batch_folders
 from ingestion.schema import ENTITIES
 from ingestion.sources.export import (
     Conversion,
