@@ -606,7 +606,7 @@ def _quality(data: dict[str, Any], path: Path) -> QualitySettings:
                     f"{path}: quality.severity maps rule names to error or warn "
                     f"(e.g. opportunities.close_date_not_before_created: warn)."
                 )
-            from ingestion.hygiene import check_severities
+            from ingestion.hygiene.rules import check_severities
 
             severities = {str(k): str(v).lower() for k, v in value.items()}
             # The landing-level checks are not Great Expectations rules.

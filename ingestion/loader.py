@@ -325,7 +325,8 @@ def _ingest_together(
     anywhere: what was published is then exactly what batch by batch gives. Otherwise
     (a quarantined row or a rejected batch changes what the later batches see) it is all
     rolled back and None says to go batch by batch. Files that cannot be read: None."""
-    from ingestion.hygiene import merge_outcomes, validate_batch
+    from ingestion.hygiene.gx import validate_batch
+    from ingestion.hygiene.outcomes import merge_outcomes
 
     staged_batches = [
         _stage_batch(con, files, ctx, source_timezone, seq) for seq, files in enumerate(batches)
@@ -470,7 +471,8 @@ def _validate(
     """Every candidate row through the entity's suite, in parts of at most
     ``VALIDATION_PART_ROWS`` rows: memory stays bounded whatever the batch's size (a
     first load's 10M activities would otherwise be one frame of several GB)."""
-    from ingestion.hygiene import merge_outcomes, validate_batch
+    from ingestion.hygiene.gx import validate_batch
+    from ingestion.hygiene.outcomes import merge_outcomes
 
     ((rows,),) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchall()
     parts = max(1, -(-rows // VALIDATION_PART_ROWS))
@@ -692,7 +694,7 @@ def _frame_part(
     examples are the same on every run). ``part`` (i, n): only the rows whose key hashes
     to i of n, so that a large batch is validated in parts of bounded memory, each
     holding every row of its keys."""
-    from ingestion.hygiene import arrow_backed
+    from ingestion.hygiene.frame import arrow_backed
 
     index, parts = part
     where = f"WHERE hash({', '.join(entity.key)}) % {parts} = {index}" if parts > 1 else ""
@@ -708,7 +710,7 @@ def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> st
     """The candidates with the flags the hygiene suite reads: whether each reference
     resolves (in raw or among this batch's accepted rows), the creation time of a stage
     change's opportunity, whether a contact's e-mail is already taken."""
-    from ingestion.hygiene import frame_columns
+    from ingestion.hygiene.rules import frame_columns
 
     flags = []
     joins = []

@@ -18,22 +18,19 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ingestion.hygiene import (
+from ingestion.hygiene.gx import _class_name, _raise_on_exception
+from ingestion.hygiene.outcomes import Outcome, mask_value, row_reference
+from ingestion.hygiene.rules import (
     _CONFIG_HINT,
     _EXAMPLES,
     _LABELS_PARAMETER,
     HygieneError,
-    Outcome,
     Severity,
     _Check,
     _check_columns,
     _checks,
-    _class_name,
-    _raise_on_exception,
     check_severities,
-    mask_value,
     required_flag_columns,
-    row_reference,
 )
 from ingestion.schema import ENTITIES, EXPORT_LINEAGE, Entity
 from ingestion.stages import normalize_label

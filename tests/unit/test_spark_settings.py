@@ -9,7 +9,7 @@ import pytest
 
 from ingestion.config import PipelineConfig, SourceSpec, SparkSettings
 from ingestion.errors import ConfigError
-from ingestion.hygiene import _check_columns, _checks
+from ingestion.hygiene.rules import _check_columns, _checks
 from ingestion.schema import ENTITIES
 
 
