@@ -19,12 +19,12 @@ from ingestion.hygiene.frame import _Source
 from ingestion.hygiene.outcomes import Outcome, _label_outcome, _map_outcome
 from ingestion.hygiene.rules import (
     _CHECKS,
-    _LABELS_PARAMETER,
+    LABELS_PARAMETER,
     HygieneError,
     Severity,
-    _check_columns,
-    _checks,
+    check_columns,
     check_severities,
+    checks_for,
     required_flag_columns,
 )
 from ingestion.schema import ENTITIES
@@ -52,7 +52,7 @@ def validate_batch(
     validated in one pass): the outcomes of each file, by ``_source_file``, each as if
     its rows had been validated alone (uniqueness is judged within a file already).
     """
-    checks = _checks(entity)
+    checks = checks_for(entity)
     overrides = check_severities(severities or {})
     if "_source_row" not in frame.columns:
         raise HygieneError(f"the {entity} frame has no _source_row column")
@@ -64,8 +64,8 @@ def validate_batch(
         raise HygieneError("labels is empty: pass the stage map's labels")
 
     source = _Source(ENTITIES[entity], frame)
-    check_frame = pd.DataFrame({name: source.check_column(name) for name in _check_columns(checks)})
-    results = _run_suite(entity, check_frame, {_LABELS_PARAMETER: label_set or ["-"]})
+    check_frame = pd.DataFrame({name: source.check_column(name) for name in check_columns(checks)})
+    results = _run_suite(entity, check_frame, {LABELS_PARAMETER: label_set or ["-"]})
     del check_frame
 
     judged = []
@@ -143,7 +143,7 @@ def _suite(state: _Gx, entity: str) -> Any:
 
         suite = gx.ExpectationSuite(name=f"{entity}_hygiene")
         for check in _CHECKS[entity]:
-            cls = getattr(gx.expectations, _class_name(check.rule.expectation))
+            cls = getattr(gx.expectations, expectation_class_name(check.rule.expectation))
             suite.add_expectation(cls(**check.kwargs, meta={"rule": check.rule.name}))
         state.suites[entity] = suite
         asset = state.datasource.add_dataframe_asset(name=entity)
@@ -151,7 +151,9 @@ def _suite(state: _Gx, entity: str) -> Any:
     return state.suites[entity]
 
 
-def _class_name(expectation: str) -> str:
+def expectation_class_name(expectation: str) -> str:
+    """GX's class for an expectation type: expect_column_values_to_be_unique →
+    ExpectColumnValuesToBeUnique."""
     return "".join(part.capitalize() for part in expectation.split("_"))
 
 
@@ -173,12 +175,12 @@ def _run_suite(entity: str, frame: pd.DataFrame, parameters: dict[str, Any]) -> 
     results: dict[str, Any] = {}
     for r in validation.results:
         name = (r.expectation_config.meta or {}).get("rule")
-        _raise_on_exception(name, r)
+        raise_on_exception(name, r)
         results[name] = r
     return results
 
 
-def _raise_on_exception(name: str | None, result: Any) -> None:
+def raise_on_exception(name: str | None, result: Any) -> None:
     """GX reports a rule it could not evaluate as ``success: False`` with an empty
     result; that must not read as "0 failing rows"."""
     info = result.exception_info or {}

@@ -18,13 +18,13 @@ import pandas as pd
 
 from ingestion.hygiene.frame import _Source
 from ingestion.hygiene.rules import (
-    _CONFIG_HINT,
-    _EXAMPLES,
     _ROWS_IN_DESCRIPTION,
+    CONFIG_HINT,
+    EXAMPLES,
+    Check,
     HygieneError,
     Rule,
     Severity,
-    _Check,
 )
 from ingestion.stages import normalize_label
 
@@ -131,7 +131,7 @@ def _mask_phone(value: str) -> str:
 
 
 def _map_outcome(
-    check: _Check,
+    check: Check,
     severity: Severity,
     result: Any,
     source: _Source,
@@ -173,7 +173,7 @@ def _map_outcome(
     )
 
 
-def _span(check: _Check, source: _Source, positions: np.ndarray) -> tuple[Any, Any] | None:
+def _span(check: Check, source: _Source, positions: np.ndarray) -> tuple[Any, Any] | None:
     """For a range rule, the lowest and highest failing value; other rules show examples."""
     if not len(positions) or check.rule.expectation != "expect_column_values_to_be_between":
         return None
@@ -218,7 +218,7 @@ def _row_ids(
 
 
 def _examples(
-    check: _Check, source: _Source, positions: np.ndarray
+    check: Check, source: _Source, positions: np.ndarray
 ) -> tuple[tuple[str, ...], tuple[tuple[str | None, int], ...]]:
     """Up to five distinct failing values, from the first failing rows, and the row each
     was first seen in. A value from a column other than the rule's own is shown as
@@ -256,7 +256,7 @@ def _examples(
     first: dict[str, int] = {}
     for i, text in enumerate(shown):
         first.setdefault(text, i)
-        if len(first) == _EXAMPLES:
+        if len(first) == EXAMPLES:
             break
     at = head[list(first.values())]
     rows = source.frame["_source_row"].to_numpy()[at].tolist()
@@ -275,7 +275,7 @@ def _first_examples(parts: Sequence[Outcome]) -> tuple[str, ...]:
             o.examples, o.example_rows or [(None, 0)] * len(o.examples), strict=True
         )
     )
-    return tuple(dict.fromkeys(e for _, e in seen))[:_EXAMPLES]
+    return tuple(dict.fromkeys(e for _, e in seen))[:EXAMPLES]
 
 
 def _text(value: Any) -> str:
@@ -292,7 +292,7 @@ def _text(value: Any) -> str:
 
 
 def _label_outcome(
-    check: _Check,
+    check: Check,
     severity: Severity,
     result: Any,
     source: _Source,
@@ -344,12 +344,12 @@ def _unmapped_labels_outcome(
         element_count=rows,
         unexpected_count=failing,
         unexpected_rows=(),
-        examples=spellings[:_EXAMPLES],
+        examples=spellings[:EXAMPLES],
         observed=(
             f"{len(by_label)} unmapped label{'s' if len(by_label) > 1 else ''}: "
             f"{', '.join(spellings)}"
         ),
-        detail=f"Add to {_CONFIG_HINT}, each with its canonical stage:\nstage_labels:\n{lines}",
+        detail=f"Add to {CONFIG_HINT}, each with its canonical stage:\nstage_labels:\n{lines}",
         labels=spellings,
     )
 

@@ -68,10 +68,12 @@ _LOCKED: dict[str, str] = {
         for entity in ONE_VERSION_PER_KEY
     },
 }
-_LABELS_PARAMETER = "stage_labels"
-_EXAMPLES = 5
+# Shared with the Spark runner: the suite parameter that carries the mapped stage labels,
+# how many failing values an outcome shows, and how messages name the config file.
+LABELS_PARAMETER = "stage_labels"
+EXAMPLES = 5
 _ROWS_IN_DESCRIPTION = 3
-_CONFIG_HINT = "the pipeline config file (see crm_pipeline.example.yaml)"
+CONFIG_HINT = "the pipeline config file (see crm_pipeline.example.yaml)"
 
 
 class HygieneError(RuntimeError):
@@ -96,7 +98,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class _Check:
+class Check:
     """A rule and the GX expectation that evaluates it on the check frame.
 
     ``kwargs`` name check-frame columns (``_Source.check_column`` derives them from the
@@ -122,7 +124,7 @@ def _check(
     fix: str,
     kwargs: Mapping[str, Any],
     examples: tuple[str, ...] | None = None,
-) -> _Check:
+) -> Check:
     rule = Rule(f"{entity}.{what}", entity, level, severity, expectation, column, description, fix)
     if "column" in kwargs:
         cols: tuple[str, ...] = (kwargs["column"],)
@@ -130,12 +132,12 @@ def _check(
         cols = tuple(kwargs["column_list"])
     else:
         cols = (kwargs["column_A"], kwargs["column_B"])
-    return _Check(rule, kwargs, examples if examples is not None else (column,), cols)
+    return Check(rule, kwargs, examples if examples is not None else (column,), cols)
 
 
-def _entity_checks(e: Entity) -> list[_Check]:
+def _entity_checks(e: Entity) -> list[Check]:
     n = e.name
-    checks: list[_Check] = []
+    checks: list[Check] = []
     for c in e.required_columns:
         checks.append(
             _check(
@@ -225,7 +227,7 @@ _FORMATS = {
 
 def _in_set(
     entity: str, column: str, values: tuple[str, ...], *, normalize: str, hint: str
-) -> _Check:
+) -> Check:
     how = "any case, surrounding spaces ignored" if normalize == "norm" else "any case"
     return _check(
         entity,
@@ -245,7 +247,7 @@ def _between(
     description: str,
     fix: str,
     **bounds: Any,
-) -> _Check:
+) -> Check:
     return _check(
         entity,
         f"{column}_{what}",
@@ -268,7 +270,7 @@ def _not_before(
     fix: str,
     severity: Severity = "error",
     examples: tuple[str, ...],
-) -> _Check:
+) -> Check:
     return _check(
         entity,
         name,
@@ -287,7 +289,7 @@ def _not_before(
     )
 
 
-def _email_format(entity: str) -> _Check:
+def _email_format(entity: str) -> Check:
     return _check(
         entity,
         "email_format",
@@ -300,7 +302,7 @@ def _email_format(entity: str) -> _Check:
     )
 
 
-def _stage_mapped(entity: str) -> _Check:
+def _stage_mapped(entity: str) -> Check:
     return _check(
         entity,
         "stage_mapped",
@@ -310,13 +312,13 @@ def _stage_mapped(entity: str) -> _Check:
         description="every stage label maps to a canonical stage",
         fix=(
             f"Map every listed label to a canonical stage (e.g. meeting) under "
-            f"stage_labels: in {_CONFIG_HINT}, then re-run."
+            f"stage_labels: in {CONFIG_HINT}, then re-run."
         ),
-        kwargs={"column": "stage__label", "value_set": {"$PARAMETER": _LABELS_PARAMETER}},
+        kwargs={"column": "stage__label", "value_set": {"$PARAMETER": LABELS_PARAMETER}},
     )
 
 
-def _reference(entity: str, column: str, target: str, severity: Severity) -> _Check:
+def _reference(entity: str, column: str, target: str, severity: Severity) -> Check:
     return _check(
         entity,
         f"{column}_exists",
@@ -332,7 +334,7 @@ def _reference(entity: str, column: str, target: str, severity: Severity) -> _Ch
     )
 
 
-def _key_not_conflicting(entity: str, values: str) -> _Check:
+def _key_not_conflicting(entity: str, values: str) -> Check:
     """Two rows of one batch with the same key and different values: every version fails
     (the loader keeps each in the frame). Locked at error (``_LOCKED``)."""
     e = ENTITIES[entity]
@@ -357,7 +359,7 @@ def _key_not_conflicting(entity: str, values: str) -> _Check:
     )
 
 
-def _specific_checks() -> dict[str, list[_Check]]:
+def _specific_checks() -> dict[str, list[Check]]:
     non_negative = "is zero or more"
     return {
         "accounts": [
@@ -559,9 +561,9 @@ def _specific_checks() -> dict[str, list[_Check]]:
     }
 
 
-def _build_catalog() -> dict[str, tuple[_Check, ...]]:
+def _build_catalog() -> dict[str, tuple[Check, ...]]:
     specific = _specific_checks()
-    out: dict[str, tuple[_Check, ...]] = {}
+    out: dict[str, tuple[Check, ...]] = {}
     for name, entity in ENTITIES.items():
         refs = [_reference(name, c, t, s) for c, t, s in REFERENCE_FLAGS.get(name, ())]
         out[name] = tuple(_entity_checks(entity) + specific.get(name, []) + refs)
@@ -570,7 +572,7 @@ def _build_catalog() -> dict[str, tuple[_Check, ...]]:
     return out
 
 
-_CHECKS: dict[str, tuple[_Check, ...]] = _build_catalog()
+_CHECKS: dict[str, tuple[Check, ...]] = _build_catalog()
 _RULES: dict[str, Rule] = {c.rule.name: c.rule for cs in _CHECKS.values() for c in cs}
 
 
@@ -580,10 +582,11 @@ def catalog() -> tuple[Rule, ...]:
 
 
 def rules_for(entity: str) -> tuple[Rule, ...]:
-    return tuple(c.rule for c in _checks(entity))
+    return tuple(c.rule for c in checks_for(entity))
 
 
-def _checks(entity: str) -> tuple[_Check, ...]:
+def checks_for(entity: str) -> tuple[Check, ...]:
+    """The entity's checks, in catalog order (ValueError for an unknown entity)."""
     try:
         return _CHECKS[entity]
     except KeyError:
@@ -592,7 +595,7 @@ def _checks(entity: str) -> tuple[_Check, ...]:
 
 def required_flag_columns(entity: str) -> tuple[str, ...]:
     """The columns beyond the contract and lineage that ``validate_batch`` requires."""
-    _checks(entity)
+    checks_for(entity)
     cols = [f"{c}__known" for c, _, _ in REFERENCE_FLAGS.get(entity, ())]
     if entity in ONE_VERSION_PER_KEY:
         cols.append("key__conflicting")
@@ -609,7 +612,7 @@ def frame_columns(entity: str) -> tuple[str, ...]:
     column) keeps a large batch's frame small; an unread column may be left out."""
     e = ENTITIES[entity]
     cols = ["_source_file", "_source_row", e.key[0]]  # parse failures show the key
-    for check in _checks(entity):
+    for check in checks_for(entity):
         for name in (*check.check_columns, *check.examples):
             cols += _frame_sources(name)
     return tuple(dict.fromkeys(cols))
@@ -660,5 +663,6 @@ def mapped_labels(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _check_columns(checks: Iterable[_Check]) -> list[str]:
+def check_columns(checks: Iterable[Check]) -> list[str]:
+    """The check-frame columns the checks read, each once, in first-use order."""
     return list(dict.fromkeys(c for check in checks for c in check.check_columns))
