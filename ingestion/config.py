@@ -2,6 +2,10 @@
 
 Every setting has a default, so the pipeline runs with no file at all (synthetic source,
 one DuckDB file under ``data/``). Secrets never live here: they come from the environment.
+
+Why one module (~700 lines): it is the schema of one file. Each section's settings class
+sits beside the function that parses and checks it, so a setting's default, type and
+error message are read (and changed) in one place; crm_pipeline.example.yaml mirrors it.
 """
 
 from __future__ import annotations

@@ -28,6 +28,12 @@ different row replacing the stored one; for quotas, two different rows of one ke
 file are a conflict, quarantined whole (step 2). A file already
 published (same path, same content hash) is skipped, so re-running is a no-op. The whole
 run is one transaction: an error leaves the warehouse as it was.
+
+Why one module (~900 lines): the steps above share one connection, one transaction and
+the temporary tables of the batch being loaded (``_Staged``, ``_RunContext``); split
+apart, each step would take the same state as arguments and the transaction boundary
+would be spread over modules. The landing reader and the gate it calls live elsewhere
+(``ingestion.landing``, ``ingestion.hygiene``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@ evaluates it and its check-frame columns), the severities a user may set and the
 that cannot be lowered, the columns the rules read (``required_flag_columns``,
 ``frame_columns``), and the names both runners share (``Check``, ``checks_for``, ...).
 No Great Expectations here: the catalog is data.
+
+Why one module (~670 lines): the catalog is one table written as code, the generic rules
+derived from the schema and the specific ones per entity, read top to bottom when a rule
+is added (CONTRIBUTING.md); what runs the rules and reports them is in gx.py and
+outcomes.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """The entity generators: users and their teams, exchange rates and quotas, accounts,
 opportunities and their stage paths, leads, contacts and activities, each sampled in bulk
 with numpy. A mixin of ``_World`` (world.py); its methods read and set the world's arrays.
+
+Why one module (~900 lines): the generators are one data flow over the world's arrays,
+run in a fixed order in which each reads what the earlier ones made (owners, accounts,
+the leads behind opportunities); split into modules, that order and the arrays they
+share would be spread over files. The parameters, sampling helpers and exports are apart.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """The deal change log: reading it over this and every earlier batch (its columns under
 their several names), passing it beside a deals file, and rebuilding the deals from it when
 a batch has no deals file (``_rebuild_deals``), every row used or set aside with a reason.
+
+Why one module (~530 lines): reading the change log, passing it beside a deals file and
+rebuilding deals from it share the columns found (``_LogColumns``), the log files and one
+list of reasons a row is set aside; the rebuild is one SQL flow from log rows to deals.
 """
 
 from __future__ import annotations
