@@ -163,7 +163,7 @@ def frame_sql(name: str) -> str:
         )
     sql = f"SELECT {', '.join(select)} FROM raw.{name} c {' '.join(joins)}"
     if os.environ.get("BENCH_NARROW"):
-        from ingestion.hygiene import frame_columns
+        from ingestion.hygiene.rules import frame_columns
 
         sql = f"SELECT {', '.join(frame_columns(name))} FROM ({sql})"
     return sql
@@ -172,7 +172,7 @@ def frame_sql(name: str) -> str:
 def child(warehouse: Path, name: str) -> None:
     """Build one entity's frame, validate it, print a JSON line of timings and counts."""
     started = time.perf_counter()
-    from ingestion.hygiene import validate_batch
+    from ingestion.hygiene.gx import validate_batch
 
     labels = set(StageMap().label_map())
     con = duckdb.connect(str(warehouse), read_only=True)

@@ -33,6 +33,14 @@ different row replacing the stored one; for quotas, two different rows of one ke
 file are a conflict, quarantined whole (step 2). A file already
 published (same path, same content hash) is skipped, so re-running is a no-op. The whole
 run is one transaction: an error leaves the warehouse as it was.
+
+Why one module (~1,150 lines): the steps above, batch by batch and grouped, share one
+connection, one transaction and the temporary tables of the batches being loaded
+(``_Staged``, ``_RunContext``), and the grouped pass must stay rule for rule what batch
+by batch does, best read side by side; split
+apart, each step would take the same state as arguments and the transaction boundary
+would be spread over modules. The landing reader and the gate it calls live elsewhere
+(``ingestion.landing``, ``ingestion.hygiene``).
 """
 
 from __future__ import annotations
@@ -48,15 +56,8 @@ from typing import Any
 import duckdb
 
 from ingestion.errors import LandingError
-from ingestion.landing import (
-    LandingFile,
-    discover,
-    file_sha256,
-    quote_ident,
-    read_error,
-    read_header,
-    scan_sql,
-)
+from ingestion.landing.layout import LandingFile, discover, file_sha256
+from ingestion.landing.reader import quote_ident, read_error, read_header, scan_sql
 from ingestion.schema import (
     ENTITIES,
     EXPORT_LINEAGE,
@@ -562,7 +563,8 @@ def _validate_files(
 ) -> dict[str, tuple[Any, ...]]:
     """Each file's outcomes, as if validated alone, from one frame table holding the
     rows of several files in ``parts`` parts (``_frame_table``)."""
-    from ingestion.hygiene import merge_outcomes, validate_batch
+    from ingestion.hygiene.gx import validate_batch
+    from ingestion.hygiene.outcomes import merge_outcomes
 
     per_file: dict[str, list[Any]] = {}
     order = "_source_file, _source_row"
@@ -679,7 +681,8 @@ def _validate(
     con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, ctx: _RunContext
 ) -> tuple[Any, ...]:
     """Every candidate row through the entity's suite, in parts (``_frame_table``)."""
-    from ingestion.hygiene import merge_outcomes, validate_batch
+    from ingestion.hygiene.gx import validate_batch
+    from ingestion.hygiene.outcomes import merge_outcomes
 
     ((rows,),) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchall()
     results = []
@@ -908,7 +911,7 @@ def _frame_part(
 ) -> Any:
     """The rows of one part of a frame table (``_frame_table``) as pandas, in ``order``
     (file and row: a message's examples are then the same on every run)."""
-    from ingestion.hygiene import arrow_backed
+    from ingestion.hygiene.frame import arrow_backed
 
     # Through Arrow: text stays in Arrow buffers instead of a Python object per value.
     return arrow_backed(
@@ -996,7 +999,7 @@ def _frame_select(
 ) -> str:
     """The frame query: ``table``'s rows (alias c) with ``flags``, only the columns the
     rules read: at 10M rows every column held in pandas counts."""
-    from ingestion.hygiene import frame_columns
+    from ingestion.hygiene.rules import frame_columns
 
     available = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()} | {
         flag.rsplit(" AS ", 1)[1] for flag in flags

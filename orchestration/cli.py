@@ -105,7 +105,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ingestion.landing import discover, has_batches
+    from ingestion.landing.layout import discover, has_batches
     from ingestion.warehouse import connect
 
     cfg = load_config(args.config).with_overrides(

@@ -1,10 +1,11 @@
 """Source adapters: a CRM's own export files → the canonical landing the loader reads.
 
-Each adapter is one module (``salesforce``, ``hubspot``, ``pipedrive``, ``mapping``) with
-``convert(batch, spec) -> Conversion`` and ``DEFAULT_STAGE_LABELS``. ``convert_landing``
-runs an adapter over every batch folder of a source's landing directory and writes the
-canonical files, one folder per batch, under the warehouse's directory; the loader then
-ingests those like any canonical landing (validation, quarantine, supersede, lineage).
+Each adapter is one module (``salesforce``, ``hubspot``, ``mapping``) or package
+(``pipedrive``) with ``convert(batch, spec) -> Conversion`` and ``DEFAULT_STAGE_LABELS``.
+``convert_landing`` runs an adapter over every batch folder of a source's landing
+directory and writes the canonical files, one folder per batch, under the warehouse's
+directory; the loader then ingests those like any canonical landing (validation,
+quarantine, supersede, lineage).
 
 A batch is converted once: its canonical folder records a fingerprint of the export
 files (names, sizes, modification times) of it and of every earlier batch, and of the
@@ -38,7 +39,7 @@ import duckdb
 
 from ingestion.config import PipelineConfig, SourceSpec
 from ingestion.errors import ConfigError
-from ingestion.landing import batch_folders, check_batch_links, settled_batches
+from ingestion.landing.layout import batch_folders, check_batch_links, settled_batches
 from ingestion.loader import IngestionReport, ingest
 from ingestion.schema import ENTITIES
 from ingestion.sources.export import Conversion, ExportBatch, quote, sql_str

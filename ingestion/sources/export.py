@@ -24,7 +24,8 @@ from pathlib import Path
 import duckdb
 
 from ingestion.errors import LandingError
-from ingestion.landing import first_line, refuse_outside_link
+from ingestion.landing.diagnosis import first_line
+from ingestion.landing.layout import refuse_outside_link
 from ingestion.schema import ENTITIES, EXPORT_LINEAGE
 
 DATE_ORDERS = ("mdy", "dmy")

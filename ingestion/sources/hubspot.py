@@ -65,6 +65,11 @@ Other choices:
   owner's e-mail (HubSpot owners without a name are users known only by e-mail).
 - Every column not mapped here (``pipeline``, custom properties, ``hs_merged_object_ids``,
   ...) is kept as a source attribute (``raw.*._attributes``).
+
+Why one module (~580 lines): it is one CRM's adapter, a ``convert`` and the small SQL
+builders it calls, one per file kind, each used only here and sharing the column-picking
+and note helpers; a reader follows a HubSpot export from file to canonical entity in one
+place, as in the other single-module adapters.
 """
 
 from __future__ import annotations

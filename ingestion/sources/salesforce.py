@@ -23,6 +23,10 @@ Salesforce specifics handled here:
 - ForecastingQuota holds more than money quotas per owner and month: quantity quotas,
   product-family quotas, quotas of quarterly periods. Those are set aside, counted in the
   notes; a quota's StartDate gives its month (the first day of the month it starts in).
+
+Why one module (~650 lines): it is one CRM's adapter, a ``convert`` and one SQL builder
+per Salesforce object, each used only here and sharing the id-prefix, timestamp and
+lookup helpers; a reader follows an export from object to canonical entity in one place.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections.abc import Mapping
 import duckdb
 
 from ingestion.config import SourceSpec
-from ingestion.landing import batch_folders
+from ingestion.landing.layout import batch_folders
 from ingestion.schema import ENTITIES
 from ingestion.sources.export import (
     Conversion,

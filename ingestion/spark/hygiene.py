@@ -18,23 +18,17 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ingestion.hygiene import (
-    _CONFIG_HINT,
-    _EXAMPLES,
-    _LABELS_PARAMETER,
-    HygieneError,
-    Outcome,
-    Severity,
-    _Check,
-    _check_columns,
-    _checks,
-    _class_name,
-    _raise_on_exception,
-    check_severities,
-    mask_value,
-    required_flag_columns,
-    row_reference,
-)
+# The shared seam with the DuckDB gate, imported under the names this module's code uses.
+from ingestion.hygiene.gx import expectation_class_name as _class_name
+from ingestion.hygiene.gx import raise_on_exception as _raise_on_exception
+from ingestion.hygiene.outcomes import Outcome, mask_value, row_reference
+from ingestion.hygiene.rules import CONFIG_HINT as _CONFIG_HINT
+from ingestion.hygiene.rules import EXAMPLES as _EXAMPLES
+from ingestion.hygiene.rules import LABELS_PARAMETER as _LABELS_PARAMETER
+from ingestion.hygiene.rules import Check as _Check
+from ingestion.hygiene.rules import HygieneError, Severity, check_severities, required_flag_columns
+from ingestion.hygiene.rules import check_columns as _check_columns
+from ingestion.hygiene.rules import checks_for as _checks
 from ingestion.schema import ENTITIES, EXPORT_LINEAGE, Entity
 from ingestion.stages import normalize_label
 

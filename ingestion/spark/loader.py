@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from ingestion.errors import LandingError
-from ingestion.landing import LandingFile, discover, file_sha256, read_header
+from ingestion.landing.layout import LandingFile, discover, file_sha256
+from ingestion.landing.reader import read_header
 from ingestion.loader import _FALSE, _TRUE, FileResult, IngestionReport
 from ingestion.schema import (
     ENTITIES,

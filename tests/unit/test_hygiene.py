@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ingestion import hygiene
 from ingestion.errors import ConfigError
 from ingestion.hygiene import (
     HygieneError,
@@ -32,6 +31,7 @@ from ingestion.hygiene import (
     rules_for,
     validate_batch,
 )
+from ingestion.hygiene import gx as hygiene_gx
 from ingestion.schema import ENTITIES
 from ingestion.stages import StageMap
 
@@ -594,15 +594,15 @@ def test_a_rule_gx_could_not_evaluate_raises_instead_of_passing():
     # must not read as "no failing rows". Here the check frame lacks a column.
     check_frame = pd.DataFrame({"owner_id": ["u1"]})
     with pytest.raises(HygieneError, match=r"could not evaluate the rule: .*does not exist"):
-        hygiene._run_suite("quotas", check_frame, {"stage_labels": ["x"]})
+        hygiene_gx._run_suite("quotas", check_frame, {"stage_labels": ["x"]})
 
 
 def test_one_gx_context_serves_every_validation():
     run("fx_rates", clean("fx_rates"))
-    state = hygiene._gx_state
+    state = hygiene_gx._gx_state
     run("fx_rates", clean("fx_rates"))
     run("quotas", clean("quotas"))
-    assert hygiene._gx_state is state
+    assert hygiene_gx._gx_state is state
     assert set(state.suites) >= {"fx_rates", "quotas"}
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -83,3 +85,19 @@ def test_ingestion_knows_nothing_of_dagster():
                 n for n in names if n.split(".")[0] in ("dagster", "dagster_dbt", "orchestration")
             ]
             assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_the_hygiene_gate_imports_great_expectations_only_when_it_validates():
+    # GX costs seconds to import: the gate's package (every module of it) and the Spark
+    # runner that shares its catalog must not pay that when they are merely imported.
+    modules = [
+        "ingestion.hygiene",
+        *(f"ingestion.hygiene.{p.stem}" for p in (ROOT / "ingestion" / "hygiene").glob("*.py")),
+        "ingestion.spark.hygiene",
+    ]
+    code = (
+        f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'great_expectations'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import ingestion.landing as landing_module
+import ingestion.landing.records as landing_records
 from ingestion.errors import LandingError
-from ingestion.landing import LandingFile, source_row_lines
+from ingestion.landing.layout import LandingFile
+from ingestion.landing.records import source_row_lines
 from ingestion.loader import ingest
 from ingestion.schema import ENTITIES
 from ingestion.warehouse import connect, create_raw_tables
@@ -184,7 +185,7 @@ def test_quoted_commas_doubled_quotes_and_newlines_load(con, landing):
 
 def test_lines_are_counted_right_across_chunks(con, landing, monkeypatch):
     """The error path counts big files chunk by chunk; tiny chunks exercise the seams."""
-    monkeypatch.setattr(landing_module, "_CHUNK_CHARS", 16)
+    monkeypatch.setattr(landing_records, "_CHUNK_CHARS", 16)
     lines, row_lines = [OPP], {}
     for row in range(1, 61):
         row_lines[row] = sum(1 + line.count("\n") for line in lines) + 1

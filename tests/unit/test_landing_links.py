@@ -16,7 +16,7 @@ import pytest
 
 from ingestion.config import PipelineConfig
 from ingestion.errors import LandingError
-from ingestion.landing import batch_folders
+from ingestion.landing.layout import batch_folders
 from ingestion.loader import ingest
 from ingestion.sources import ingest_sources
 from ingestion.sources.export import ExportBatch

@@ -9,7 +9,7 @@ import pytest
 
 from ingestion.config import PipelineConfig, SourceSpec, SparkSettings
 from ingestion.errors import ConfigError
-from ingestion.hygiene import _check_columns, _checks
+from ingestion.hygiene.rules import check_columns, checks_for
 from ingestion.schema import ENTITIES
 
 
@@ -57,7 +57,7 @@ def test_the_spark_gate_derives_every_check_column_of_the_catalog(entity):
     e = ENTITIES[entity]
     frame_columns = {*e.column_names, "_source_row", "_source_file", "key__conflicting",
                      "opportunity_created_at", "email__seen_before"}  # fmt: skip
-    for name in _check_columns(_checks(entity)):
+    for name in check_columns(checks_for(entity)):
         assert _check_expr(e, name, frame_columns)
     # A flag column the file did not have reads as its default, like the DuckDB runner's.
     assert _check_expr(e, "amount__parses", set()) == "true"

@@ -19,13 +19,9 @@ import pytest
 from ingestion.errors import ConfigError
 from ingestion.schema import CORE_ENTITIES, ENTITIES, SQL_TYPES
 from ingestion.stages import DEFAULT_STAGES
-from ingestion.synthetic import (
-    _WRITE_ORDER,
-    WRITTEN_ENTITIES,
-    GenerationSummary,
-    _rep_count,
-    generate,
-)
+from ingestion.synthetic import WRITTEN_ENTITIES, GenerationSummary, generate
+from ingestion.synthetic.sampling import _rep_count
+from ingestion.synthetic.writer import _WRITE_ORDER
 
 END = dt.date(2026, 11, 26)
 N_OPPS = 5000
@@ -171,9 +167,9 @@ def test_write_order_covers_every_entity_written():
 
 
 def test_a_failed_run_leaves_no_partial_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import ingestion.synthetic as synthetic
+    import ingestion.synthetic.writer as writer
 
-    real_write, calls = synthetic._write, []
+    real_write, calls = writer._write, []
 
     def failing_write(table, path, fmt):
         calls.append(path)
@@ -181,7 +177,7 @@ def test_a_failed_run_leaves_no_partial_batch(tmp_path: Path, monkeypatch: pytes
             raise OSError("disk full")
         real_write(table, path, fmt)
 
-    monkeypatch.setattr(synthetic, "_write", failing_write)
+    monkeypatch.setattr(writer, "_write", failing_write)
     with pytest.raises(OSError, match="disk full"):
         generate(tmp_path / "out", opportunities=200, batches=3, end=END)
     # The completed first batch stays; the broken one is gone, not half-visible.

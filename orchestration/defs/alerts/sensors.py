@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingestion.config import PipelineConfig, SensorSettings
-from ingestion.landing import batch_folders
+from ingestion.landing.layout import batch_folders
 from ingestion.landing_checks import batch_time
 from orchestration.lib.alerts import Alert, send_alert
 from orchestration.lib.pipeline import PipelineResource

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.config import SensorSettings, format_as_of
-from ingestion.landing import settled_batches
+from ingestion.landing.layout import settled_batches
 from orchestration.lib.pipeline import AS_OF_TAG, BATCH_TAG, PipelineResource
 
 # Which new batches a sensor run covers (the batch tag names the newest of them).

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ingestion.errors import ConfigError, DataQualityError, LandingError
-from ingestion.landing import prepare_landing
+from ingestion.landing.layout import prepare_landing
 from ingestion.landing_checks import freshness, record, volume
 from ingestion.loader import IngestionReport
 from ingestion.schema import ENTITIES

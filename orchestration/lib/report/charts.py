@@ -4,6 +4,11 @@ Charts are rendered as <div>s without plotly.js (the page inlines it once). Text
 from the data (rep names, channels, stages) is HTML-escaped before it reaches Plotly:
 plotly.js reads a few tags in labels (<b>, <a href>, <br>), and a CRM export must not be
 able to add a link or markup to the report. Tables are escaped by the template.
+
+Why one module (~1,100 lines): the sections are in page order, each a function of
+ReportData built on the formatters and the Block/Section/Table types at the top; one
+module keeps the page's order and its look (number formats, escaping, empty states)
+reviewable in one place. The data (data.py) and the template are apart.
 """
 
 from __future__ import annotations
