@@ -56,13 +56,11 @@ def parquet_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
-def _read(files: list[Path]) -> str:
+def parquet_select(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
+    """A SELECT of every column of a Spark table's Parquet files, Spark's instants as
+    DuckDB's naive UTC (the connection's TimeZone must be UTC)."""
     paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-    return f"read_parquet([{paths}])"
-
-
-def _select(con: duckdb.DuckDBPyConnection, source: str) -> str:
-    """Every column of the Parquet files, Spark's instants as DuckDB's naive UTC."""
+    source = f"read_parquet([{paths}])"
     items = []
     for name, type_, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
         column = '"' + name.replace('"', '""') + '"'
@@ -93,13 +91,13 @@ def mirror_quality(cfg: PipelineConfig) -> None:
             if files:
                 # By name: the DuckDB log keeps columns Spark's does not (file_size ...).
                 con.execute(
-                    f"INSERT INTO {QUALITY_SCHEMA}.{table} BY NAME {_select(con, _read(files))}"
+                    f"INSERT INTO {QUALITY_SCHEMA}.{table} BY NAME {parquet_select(con, files)}"
                 )
         for table in RAW_TABLES:
             files = parquet_files(root / f"{RAW_SCHEMA}.db" / table)
             if files:
                 con.execute(
-                    f"CREATE OR REPLACE TABLE {RAW_SCHEMA}.{table} AS {_select(con, _read(files))}"
+                    f"CREATE OR REPLACE TABLE {RAW_SCHEMA}.{table} AS {parquet_select(con, files)}"
                 )
         con.execute("COMMIT")
 
@@ -122,7 +120,7 @@ def mirror_marts(cfg: PipelineConfig) -> list[str]:
             if not files:  # a table being written, or dbt's leftover: no data to read
                 continue
             con.execute(
-                f'CREATE OR REPLACE TABLE {MARTS_SCHEMA}."{table}" AS {_select(con, _read(files))}'
+                f'CREATE OR REPLACE TABLE {MARTS_SCHEMA}."{table}" AS {parquet_select(con, files)}'
             )
             copied.append(table)
         con.execute("COMMIT")
