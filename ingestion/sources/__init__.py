@@ -5,6 +5,9 @@ Each adapter is one module (``salesforce``, ``hubspot``, ``pipedrive``, ``mappin
 runs an adapter over every batch folder of a source's landing directory and writes the
 canonical files, one folder per batch, under the warehouse's directory; the loader then
 ingests those like any canonical landing (validation, quarantine, supersede, lineage).
+``load_sources`` does this for every source of a config with an engine's loader and
+recorder (DuckDB's here, ``ingestion.spark.pipeline``'s on Spark), so both engines load
+the same batches and account for the same export rows.
 
 A batch is converted once: its canonical folder records a fingerprint of the export
 files (names, sizes, modification times) of it and of every earlier batch, and of the

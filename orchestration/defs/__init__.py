@@ -29,15 +29,15 @@ def build_definitions(
     # The report and the published copies read the marts from the DuckDB warehouse; on
     # Spark they read the copy made there after dbt (ingestion.spark.mirror), which needs
     # Spark's warehouse on this machine (docs/spark.md).
-    on_duckdb = cfg.engine == "duckdb" or _spark_tables_local(cfg)
+    marts_in_duckdb = cfg.engine == "duckdb" or _spark_tables_local(cfg)
     return dg.Definitions.merge(
         ingest.defs,
         quality.defs,
         transform.defs,
-        report.defs if on_duckdb else dg.Definitions(),
+        report.defs if marts_in_duckdb else dg.Definitions(),
         automation.build_defs(cfg),
         alerts.build_defs(cfg),
-        publish.build_defs(cfg) if on_duckdb else dg.Definitions(),
+        publish.build_defs(cfg) if marts_in_duckdb else dg.Definitions(),
         dg.Definitions(
             resources={
                 "pipeline": pipeline,
