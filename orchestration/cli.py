@@ -156,13 +156,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{progress.passed_checks} checks passed.", file=err)
         for line in _warnings(result):
             print(line, file=err)
-        if cfg.engine == "spark":
+        if cfg.engine == "spark" and not _spark_tables_local(cfg):
+            # A cluster's warehouse: nothing was copied to the DuckDB file to summarise.
             _print_alerts(cfg, result.run_id, err)
-            print(
-                f"Marts: Spark tables marts.* under {cfg.spark_warehouse_dir} (query them "
-                f"with Spark SQL; docs/spark.md)",
-                file=out,
-            )
+            print(_spark_marts_line(cfg), file=out)
             return EXIT_OK
         # What became of the CRM export rows, before the loader's own accounting below.
         for line in source_summary(cfg.warehouse.resolve(), result.run_id):
@@ -172,6 +169,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(notes, file=err)
         _print_alerts(cfg, result.run_id, err)
         print(kpi_summary(cfg.warehouse.resolve()), file=out)
+        if cfg.engine == "spark":
+            print(_spark_marts_line(cfg), file=out)
         for line in publish_summary(result.all_events):
             print(line, file=out)
         from orchestration.defs.report.assets import written_report
@@ -186,7 +185,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # A blocked run still read the exports: what became of their rows helps find why.
     with contextlib.suppress(PipelineError):  # the warehouse may not be readable
         for line in (
-            [] if cfg.engine == "spark" else source_summary(cfg.warehouse.resolve(), result.run_id)
+            source_summary(cfg.warehouse.resolve(), result.run_id) if cfg.warehouse.exists() else []
         ):
             print(line, file=err)
     from orchestration.lib.alerts import send_alert
@@ -198,6 +197,19 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _print_alerts(cfg, result.run_id, err)
     print(f"See the full log: {log_path}", file=err)
     return code
+
+
+def _spark_tables_local(cfg: PipelineConfig) -> bool:
+    from ingestion.spark.mirror import local_warehouse_dir
+
+    return local_warehouse_dir(cfg) is not None
+
+
+def _spark_marts_line(cfg: PipelineConfig) -> str:
+    return (
+        f"Spark tables: marts.* under {cfg.spark_warehouse_dir} (query them with Spark SQL; "
+        f"docs/spark.md)"
+    )
 
 
 def _print_alerts(cfg: PipelineConfig, run_id: str, err: TextIO) -> None:

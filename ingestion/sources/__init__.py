@@ -6,6 +6,9 @@ Each adapter is one module (``salesforce``, ``hubspot``, ``mapping``) or package
 directory and writes the canonical files, one folder per batch, under the warehouse's
 directory; the loader then ingests those like any canonical landing (validation,
 quarantine, supersede, lineage).
+``load_sources`` does this for every source of a config with an engine's loader and
+recorder (DuckDB's here, ``ingestion.spark.pipeline``'s on Spark), so both engines load
+the same batches and account for the same export rows.
 
 A batch is converted once: its canonical folder records a fingerprint of the export
 files (names, sizes, modification times) of it and of every earlier batch, and of the
@@ -44,7 +47,7 @@ from ingestion.loader import IngestionReport, ingest
 from ingestion.schema import ENTITIES
 from ingestion.sources.export import Conversion, ExportBatch, quote, sql_str
 from ingestion.sources.notes import group_notes
-from ingestion.sources.reconcile import read_batch, record, write_entities
+from ingestion.sources.reconcile import BatchRecord, read_batch, record, write_entities
 from ingestion.stages import StageMap
 
 ADAPTERS = ("salesforce", "hubspot", "pipedrive", "mapping")
@@ -191,6 +194,13 @@ def stage_map(cfg: PipelineConfig) -> StageMap:
     return StageMap(stages=cfg.stage_map.stages, labels=labels)
 
 
+# What loads one source's canonical batches into an engine's raw tables: (the source,
+# its canonical landing, the last batch to load or None, the batches to load or None: all).
+LoadBatches = Callable[[SourceSpec, Path, str | None, set[str] | None], IngestionReport]
+# What records the converted batches' tallies for a run; returns the findings' messages.
+RecordBatches = Callable[[str, list[BatchRecord]], list[str]]
+
+
 def ingest_sources(
     con: duckdb.DuckDBPyConnection,
     cfg: PipelineConfig,
@@ -201,7 +211,53 @@ def ingest_sources(
     log: Callable[[str], None] = print,
     warn: Callable[[str], None] = print,
 ) -> IngestionReport:
-    """Convert (CRM exports) and load every source of the config, in order.
+    """Convert (CRM exports) and load every source of the config into the DuckDB
+    warehouse, in order (:func:`load_sources`)."""
+    stages = stage_map(cfg)
+
+    def load(
+        spec: SourceSpec, landing: Path, until: str | None, batches: set[str] | None
+    ) -> IngestionReport:
+        return ingest(
+            con,
+            landing,
+            stage_map=stages,
+            source=spec.name,
+            source_timezone=cfg.source_timezone,
+            severities=cfg.quality.severity,
+            quarantine_max_share=cfg.quality.quarantine_max_share,
+            run_id=run_id,
+            until_batch=until,
+            batches=batches,
+            full_export=spec.full_export,
+            value_labels=cfg.value_labels,
+        )
+
+    return load_sources(
+        cfg,
+        load,
+        lambda source, records: record(con, source, records, run_id),
+        until_batch=until_batch,
+        settle_seconds=settle_seconds,
+        log=log,
+        warn=warn,
+    )
+
+
+def load_sources(
+    cfg: PipelineConfig,
+    load: LoadBatches,
+    record_batches: RecordBatches,
+    *,
+    until_batch: str | None = None,
+    settle_seconds: float | None = None,
+    log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+    engine_note: str = "",
+) -> IngestionReport:
+    """Convert (CRM exports) and load every source of the config, in order, with the
+    engine's ``load`` and ``record_batches`` (DuckDB's or Spark's): which batches each
+    source loads and what is recorded of its exports are the same on every engine.
 
     ``until_batch`` is a sensor run's batch: ``<batch>`` with one source, or
     ``<source>/<batch>``; the source it names loads batches up to it only. With
@@ -209,7 +265,6 @@ def ingest_sources(
     that is still being written: it and the batches after it wait for a later run.
     """
     target_source, _, target_batch = (until_batch or "").rpartition("/")
-    stages = stage_map(cfg)
     combined = IngestionReport()
     for spec in cfg.sources:
         until = target_batch if target_batch and target_source in ("", spec.name) else None
@@ -236,21 +291,8 @@ def ingest_sources(
             converted: list[str] = []
             for line in group_notes(convert_landing(spec, landing, until, converted)):
                 warn(line)
-        report = ingest(
-            con,
-            landing,
-            stage_map=stages,
-            source=spec.name,
-            source_timezone=cfg.source_timezone,
-            severities=cfg.quality.severity,
-            quarantine_max_share=cfg.quality.quarantine_max_share,
-            run_id=run_id,
-            until_batch=until,
-            batches=exported,
-            full_export=spec.full_export,
-            value_labels=cfg.value_labels,
-        )
-        log(f"ingested {spec.name} ({spec.landing_dir}): {report}")
+        report = load(spec, landing, until, exported)
+        log(f"ingested {spec.name} ({spec.landing_dir}){engine_note}: {report}")
         if spec.is_adapter:
             # Beside the loader's log, the adapter's: every export row read, converted or
             # set aside, for each batch loaded now, or converted now with nothing new to
@@ -260,7 +302,7 @@ def ingest_sources(
             loaded = {r.file.batch_id for r in report.files} | (set(converted) - published)
             records = [read_batch(landing / b, NOTES_FILE) for b in sorted(loaded)]
             # Its findings are WARNs of the source_reconciliation check, which alerts.
-            for finding in record(con, spec.name, [r for r in records if r], run_id):
+            for finding in record_batches(spec.name, [r for r in records if r]):
                 log(finding)
         combined.files += report.files
         combined.skipped_files += report.skipped_files

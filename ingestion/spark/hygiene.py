@@ -19,16 +19,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 # The shared seam with the DuckDB gate, imported under the names this module's code uses.
-from ingestion.hygiene.gx import expectation_class_name as _class_name
-from ingestion.hygiene.gx import raise_on_exception as _raise_on_exception
+from ingestion.hygiene.gx import expectation_class_name, raise_on_exception
 from ingestion.hygiene.outcomes import Outcome, mask_value, row_reference
-from ingestion.hygiene.rules import CONFIG_HINT as _CONFIG_HINT
-from ingestion.hygiene.rules import EXAMPLES as _EXAMPLES
-from ingestion.hygiene.rules import LABELS_PARAMETER as _LABELS_PARAMETER
-from ingestion.hygiene.rules import Check as _Check
-from ingestion.hygiene.rules import HygieneError, Severity, check_severities, required_flag_columns
-from ingestion.hygiene.rules import check_columns as _check_columns
-from ingestion.hygiene.rules import checks_for as _checks
+from ingestion.hygiene.rules import (
+    CONFIG_HINT,
+    EXAMPLES,
+    LABELS_PARAMETER,
+    Check,
+    HygieneError,
+    Severity,
+    check_columns,
+    check_severities,
+    checks_for,
+    required_flag_columns,
+)
 from ingestion.schema import ENTITIES, EXPORT_LINEAGE, Entity
 from ingestion.stages import normalize_label
 
@@ -54,7 +58,7 @@ def _strip_sql(expr: str) -> str:
 
 
 def _check_expr(entity: Entity, name: str, frame_columns: set[str]) -> str:
-    """The Spark SQL of one check-frame column (ingestion.hygiene._Source._derive)."""
+    """The Spark SQL of one check-frame column (ingestion.hygiene.frame._Source._derive)."""
     base, _, suffix = name.partition("__")
 
     def col(c: str) -> str:
@@ -140,8 +144,8 @@ def _suite(state: _Gx, entity: str) -> Any:
         import great_expectations as gx
 
         suite = gx.ExpectationSuite(name=f"{entity}_hygiene_spark")
-        for check in _checks(entity):
-            cls = getattr(gx.expectations, _class_name(check.rule.expectation))
+        for check in checks_for(entity):
+            cls = getattr(gx.expectations, expectation_class_name(check.rule.expectation))
             suite.add_expectation(cls(**check.kwargs, meta={"rule": check.rule.name}))
         state.suites[entity] = suite
         asset = state.datasource.add_dataframe_asset(name=entity)
@@ -158,7 +162,7 @@ def validate_frame(
 ) -> tuple[Outcome, ...]:
     """Run ``entity``'s suite on one batch's Spark frame; outcomes as the DuckDB runner
     gives them (ingestion.hygiene.validate_batch)."""
-    checks = _checks(entity)
+    checks = checks_for(entity)
     overrides = check_severities(severities or {})
     columns = set(frame.columns)
     if "_source_row" not in columns:
@@ -171,7 +175,7 @@ def validate_frame(
         raise HygieneError("labels is empty: pass the stage map's labels")
 
     e = ENTITIES[entity]
-    check_names = _check_columns(checks)
+    check_names = check_columns(checks)
     # What a failing row's message shows: lineage, the rule's and its examples' columns.
     shown = [c for c in (*_ROW_ID, *EXPORT_LINEAGE) if c in columns]
     for check in checks:
@@ -187,27 +191,50 @@ def validate_frame(
     # would otherwise each redo the loader's joins.
     check_frame = frame.selectExpr(*select).localCheckpoint(eager=True)
 
+    # Two passes: every rule's counts first (GX bundles a frame's aggregate metrics into
+    # a few Spark jobs), then the failing rows of the rules that failed, only. Asking every
+    # rule for its failing rows at once costs each rule jobs of its own even when it
+    # passes, which on small batches is most of the gate's time.
     with _lock:
         state = _gx()
         suite = _suite(state, entity)
         batch = state.batch_definitions[entity].get_batch(
             batch_parameters={"dataframe": check_frame}
         )
-        validation = batch.validate(
-            suite,
-            result_format={
-                "result_format": "COMPLETE",
-                "unexpected_index_column_names": shown,
-                "return_unexpected_index_query": False,
-                "partial_unexpected_count": 0,
-            },
-            expectation_parameters={_LABELS_PARAMETER: label_set or ["-"]},
+        parameters = {LABELS_PARAMETER: label_set or ["-"]}
+        results = _results(
+            batch.validate(
+                suite,
+                result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
+                expectation_parameters=parameters,
+            )
         )
-    results: dict[str, Any] = {}
-    for r in validation.results:
-        name = (r.expectation_config.meta or {}).get("rule")
-        _raise_on_exception(name, r)
-        results[name] = r
+        failed = [
+            c
+            for c in checks
+            if c.rule.name in results
+            and not _passed(results[c.rule.name])
+            and _lists_rows(c.rule.expectation)
+        ]
+        if failed:
+            import great_expectations as gx
+
+            again = gx.ExpectationSuite(name=f"{suite.name}_failing")
+            for check in failed:
+                cls = getattr(gx.expectations, expectation_class_name(check.rule.expectation))
+                again.add_expectation(cls(**check.kwargs, meta={"rule": check.rule.name}))
+            results |= _results(
+                batch.validate(
+                    again,
+                    result_format={
+                        "result_format": "COMPLETE",
+                        "unexpected_index_column_names": shown,
+                        "return_unexpected_index_query": False,
+                        "partial_unexpected_count": 0,
+                    },
+                    expectation_parameters=parameters,
+                )
+            )
 
     outcomes = []
     for check in checks:
@@ -222,7 +249,27 @@ def validate_frame(
     return tuple(outcomes)
 
 
-def _map_outcome(check: _Check, severity: Severity, result: Any, entity: Entity) -> Outcome:
+def _results(validation: Any) -> dict[str, Any]:
+    """A validation's results by rule name; a rule GX could not evaluate raises."""
+    results: dict[str, Any] = {}
+    for r in validation.results:
+        name = (r.expectation_config.meta or {}).get("rule")
+        raise_on_exception(name, r)
+        results[name] = r
+    return results
+
+
+def _passed(result: Any) -> bool:
+    return bool(result.success) and int((result.result or {}).get("unexpected_count") or 0) == 0
+
+
+def _lists_rows(expectation_type: str) -> bool:
+    """Whether the rule's failing rows come from GX (the label rule's come from the
+    frame: ``_label_outcome``)."""
+    return expectation_type != "expect_column_distinct_values_to_be_in_set"
+
+
+def _map_outcome(check: Check, severity: Severity, result: Any, entity: Entity) -> Outcome:
     info = result.result or {}
     count = int(info.get("unexpected_count") or 0)
     failing = list(info.get("unexpected_index_list") or [])
@@ -271,7 +318,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _observed(check: _Check, failing: list[dict[str, Any]]) -> str | None:
+def _observed(check: Check, failing: list[dict[str, Any]]) -> str | None:
     if not failing or check.rule.expectation != "expect_column_values_to_be_between":
         return None
     values = [r[check.rule.column] for r in failing if r.get(check.rule.column) is not None]
@@ -281,8 +328,8 @@ def _observed(check: _Check, failing: list[dict[str, Any]]) -> str | None:
     return f"failing values {low}" if low == high else f"failing values from {low} to {high}"
 
 
-def _examples(check: _Check, entity: Entity, failing: list[dict[str, Any]]) -> tuple[str, ...]:
-    """As ingestion.hygiene._examples: up to five distinct failing values, from the first
+def _examples(check: Check, entity: Entity, failing: list[dict[str, Any]]) -> tuple[str, ...]:
+    """As ingestion.hygiene.outcomes._examples: up to five distinct failing values, from the first
     failing rows; another column's value as ``column=value``."""
     if not failing or not check.examples:
         return ()
@@ -305,13 +352,13 @@ def _examples(check: _Check, entity: Entity, failing: list[dict[str, Any]]) -> t
             ", ".join(f"{c}={v}" for (c, _), v in zip(columns, values, strict=True))
             for values in zip(*(texts for _, texts in columns), strict=True)
         ]
-    return tuple(dict.fromkeys(shown))[:_EXAMPLES]
+    return tuple(dict.fromkeys(shown))[:EXAMPLES]
 
 
 def _label_outcome(
-    check: _Check, severity: Severity, result: Any, frame: DataFrame, labels: set[str]
+    check: Check, severity: Severity, result: Any, frame: DataFrame, labels: set[str]
 ) -> Outcome:
-    """As ingestion.hygiene._label_outcome: the distinct labels (few) come to the driver,
+    """As ingestion.hygiene.outcomes._label_outcome: the distinct labels (few) come to the driver,
     the failing rows are counted in Spark."""
     from pyspark.sql import functions as F
 
@@ -346,10 +393,10 @@ def _label_outcome(
         element_count=frame.count(),
         unexpected_count=int(rows),
         unexpected_rows=(),
-        examples=tuple(unmapped[:_EXAMPLES]),
+        examples=tuple(unmapped[:EXAMPLES]),
         observed=(
             f"{len(by_label)} unmapped label{'s' if len(by_label) > 1 else ''}: "
             f"{', '.join(unmapped)}"
         ),
-        detail=f"Add to {_CONFIG_HINT}, each with its canonical stage:\nstage_labels:\n{lines}",
+        detail=f"Add to {CONFIG_HINT}, each with its canonical stage:\nstage_labels:\n{lines}",
     )

@@ -12,6 +12,10 @@ quality.ingestion_log / validation_results / quarantine are the DuckDB loader's.
 Parquet tables cannot update rows in place: a merge writes the table's next version as
 ``raw.<table>__next`` and swaps it in once every file of the batch passed, so a rejected
 or failed batch leaves ``raw.*`` as it was.
+
+Why one module (~570 lines): it mirrors ``ingestion.loader`` step for step, batch by
+batch only (Spark pays its fixed costs per job, not per GX expectation), and is best
+read beside it; its gate lives in ``ingestion.spark.hygiene``.
 """
 
 from __future__ import annotations

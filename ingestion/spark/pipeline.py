@@ -5,17 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from ingestion.config import PipelineConfig
-from ingestion.errors import ConfigError
+from ingestion.config import PipelineConfig, SourceSpec
 from ingestion.landing_checks import LandingOutcome, freshness, volume
 from ingestion.loader import IngestionReport
 from ingestion.spark.loader import _append, ingest_spark
+from ingestion.spark.mirror import mirror_quality
 from ingestion.spark.session import get_session
+from ingestion.spark.warehouse import QUALITY_TABLES
 from ingestion.warehouse import QUALITY_SCHEMA, create_quality_tables
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from ingestion.sources.reconcile import BatchRecord
 
 
 def ingest_sources_spark(
@@ -24,27 +31,24 @@ def ingest_sources_spark(
     run_id: str,
     as_of: datetime,
     until_batch: str | None = None,
+    settle_seconds: float | None = None,
     log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
 ) -> IngestionReport:
-    """ingestion.sources.ingest_sources and the landing checks, on Spark."""
-    from ingestion.sources import stage_map
+    """ingestion.sources.ingest_sources and the landing checks, on Spark: the same sources
+    in the same order, CRM exports converted by the same adapters (into canonical batches
+    beside the warehouse) and their rows reconciled the same way."""
+    from ingestion.sources import load_sources, stage_map
 
-    adapters = [s.name for s in cfg.sources if s.is_adapter]
-    if adapters:
-        raise ConfigError(
-            f"engine: spark loads canonical landings (source synthetic or crm); the CRM "
-            f"export adapters ({', '.join(adapters)}) run on engine: duckdb only. Convert "
-            f"the exports with engine: duckdb, or use engine: duckdb for these sources."
-        )
     spark = get_session(cfg)
     stages = stage_map(cfg)
-    target_source, _, target_batch = (until_batch or "").rpartition("/")
-    combined = IngestionReport()
-    for spec in cfg.sources:
-        until = target_batch if target_batch and target_source in ("", spec.name) else None
-        report = ingest_spark(
+
+    def load(
+        spec: SourceSpec, landing: Path, until: str | None, batches: set[str] | None
+    ) -> IngestionReport:
+        return ingest_spark(
             spark,
-            spec.landing_dir,
+            landing,
             stage_map=stages,
             source=spec.name,
             source_timezone=cfg.source_timezone,
@@ -52,15 +56,42 @@ def ingest_sources_spark(
             quarantine_max_share=cfg.quality.quarantine_max_share,
             run_id=run_id,
             until_batch=until,
+            batches=batches,
             full_export=spec.full_export,
             value_labels=cfg.value_labels,
         )
-        log(f"ingested {spec.name} ({spec.landing_dir}) on Spark: {report}")
-        combined.files += report.files
-        combined.skipped_files += report.skipped_files
-        combined.table_rows = report.table_rows
+
+    report = load_sources(
+        cfg,
+        load,
+        lambda source, records: record_batches(spark, source, records, run_id),
+        until_batch=until_batch,
+        settle_seconds=settle_seconds,
+        log=log,
+        warn=warn,
+        engine_note=" on Spark",
+    )
     _landing_checks(cfg, run_id, as_of)
-    return combined
+    # The checks, the run summary and the report read the records from the DuckDB file.
+    mirror_quality(cfg)
+    return report
+
+
+def record_batches(
+    spark: SparkSession, source: str, records: list[BatchRecord], run_id: str
+) -> list[str]:
+    """ingestion.sources.reconcile.record on Spark: the rows it records (tallies and
+    findings, few: one per export file) computed by the same code in a DuckDB in memory,
+    then appended to Spark's quality tables. Returns the findings' messages."""
+    from ingestion.sources.reconcile import record
+
+    with duckdb.connect() as con:
+        messages = record(con, source, records, run_id)
+        for table in ("source_reconciliation", "validation_results"):
+            columns = ", ".join(f'"{name}"' for name, _ in QUALITY_TABLES[table])
+            rows = con.execute(f"SELECT {columns} FROM {QUALITY_SCHEMA}.{table}").fetchall()
+            _append(spark, table, [tuple(r) for r in rows])
+    return messages
 
 
 def _landing_checks(cfg: PipelineConfig, run_id: str, as_of: datetime) -> None:

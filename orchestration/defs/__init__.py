@@ -10,6 +10,7 @@ May import: its concern folders, ``orchestration.lib``, ``ingestion``, dagster.
 
 import dagster as dg
 
+from ingestion.config import PipelineConfig
 from orchestration.defs.alerts import sensors as alerts
 from orchestration.defs.automation import jobs as automation
 from orchestration.defs.ingest import assets as ingest
@@ -26,16 +27,17 @@ def build_definitions(
 ) -> dg.Definitions:
     cfg = pipeline.settings()
     # The report and the published copies read the marts from the DuckDB warehouse; on
-    # Spark the marts are Spark tables (docs/spark.md).
-    on_duckdb = cfg.engine == "duckdb"
+    # Spark they read the copy made there after dbt (ingestion.spark.mirror), which needs
+    # Spark's warehouse on this machine (docs/spark.md).
+    marts_in_duckdb = cfg.engine == "duckdb" or _spark_tables_local(cfg)
     return dg.Definitions.merge(
         ingest.defs,
         quality.defs,
         transform.defs,
-        report.defs if on_duckdb else dg.Definitions(),
+        report.defs if marts_in_duckdb else dg.Definitions(),
         automation.build_defs(cfg),
         alerts.build_defs(cfg),
-        publish.build_defs(cfg) if on_duckdb else dg.Definitions(),
+        publish.build_defs(cfg) if marts_in_duckdb else dg.Definitions(),
         dg.Definitions(
             resources={
                 "pipeline": pipeline,
@@ -45,3 +47,11 @@ def build_definitions(
             loggers=loggers or {},
         ),
     )
+
+
+def _spark_tables_local(cfg: PipelineConfig) -> bool:
+    if cfg.engine != "spark":
+        return False
+    from ingestion.spark.mirror import local_warehouse_dir
+
+    return local_warehouse_dir(cfg) is not None

@@ -2,27 +2,40 @@
 
 The whole pipeline (`crm-pipeline run --config <spark config>`) runs on Apache Spark (local
 mode) and on DuckDB, on the same landing with the same as_of: the hand-made known-answer
-fixture, and a synthetic landing of a few thousand opportunities. Every
-mart must hold the same rows, value by value, and every landing file must have met the
-same fate (rows loaded, quarantined, duplicates; published or rejected).
+fixture with a third batch of bad rows (the gate's quarantine path); and, as two sources
+of one run, a synthetic landing of a few thousand opportunities and the Salesforce
+fixture's exports (its adapter).
+Every mart must hold the same rows, value by value, with the same column types; every
+landing file must have met the same fate (rows loaded, quarantined, duplicates; published
+or rejected), and every export row the same (converted or set aside, with its reason).
+The Spark run prints the same summary, writes the report and publishes the same marts
+(serving file, Parquet, PostgreSQL).
 
-Slow by nature (a JVM, dbt-spark, GX's Spark engine): the runs happen once per module and
-every comparison reads their results; one Spark session reads the Spark marts.
+Slow by nature (JVMs, dbt-spark, GX's Spark engine): the four runs happen once per module
+and every test reads their results. They are read from the files Spark wrote, with DuckDB:
+the marts and quality records from the copy the Spark run makes in its DuckDB file
+(ingestion.spark.mirror), the raw tables from their Parquet folders; so no test starts a
+JVM of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 import math
+import re
 import shutil
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
-from pipeline_helpers import query, run_pipeline
+from pipeline_helpers import query
 
-from ingestion.config import PipelineConfig
+from orchestration.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -30,46 +43,122 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 KNOWN_ANSWER_AS_OF = "2026-04-15T00:00:00Z"
 SYNTHETIC_END = dt.date(2026, 11, 20)
 SYNTHETIC_AS_OF = "2026-11-20T07:00:00Z"
+DIRTY = "2026-04-14T0000"
+PG_ENV = "CRM_TEST_SPARK_PG_URL"
+
+# A third batch of the known-answer landing with bad rows, for the gate's row-level paths.
+DIRTY_BATCH = {
+    "opportunities.csv": (
+        "opportunity_id,created_at,stage,amount,owner_id,email_domain\n"
+        "O11,2026-04-01T00:00:00Z,prospecting,900,u1,a.example\n"
+        "O12,2026-04-02T00:00:00Z,prospecting,-50,u1,b.example\n"  # negative amount
+        "O13,not a date,prospecting,100,u1,c.example\n"  # created_at does not parse
+        "O14,2026-04-03T00:00:00Z,prospecting,300,u9,d.example\n"  # unknown owner: warn
+    ),
+    "stage_changes.csv": (
+        "opportunity_id,stage,changed_at\n"
+        "O11,prospecting,2026-04-01T00:00:00Z\n"
+        "O99,prospecting,2026-04-01T00:00:00Z\n"  # no such opportunity
+        "O12,prospecting,2026-04-02T00:00:00Z\n"  # its opportunity was quarantined
+        "O14,qualification,2026-04-04T00:00:00Z\n"
+    ),
+}
 
 
-def _run_both(tmp: Path, landing: Path, as_of: str) -> tuple[Path, Path]:
-    """The DuckDB run's warehouse and the Spark run's (its tables beside it)."""
-    duck = tmp / "duck" / "warehouse.duckdb"
-    spark = tmp / "spark" / "warehouse.duckdb"
-    config = tmp / "spark.yaml"
-    config.write_text("engine: spark\nspark: {master: 'local[2]'}\n", encoding="utf-8")
-    assert run_pipeline(landing, duck, as_of) == 0
-    assert run_pipeline(landing, spark, as_of, "--config", str(config)) == 0
-    return duck, spark
+@dataclass(frozen=True)
+class Run:
+    """One engine's run: its warehouse (on Spark: the DuckDB file the run copies its marts
+    and quality records into), what the CLI printed, and its exit code."""
+
+    warehouse: Path
+    out: str
+    err: str
+    code: int
+
+
+def _run(warehouse: Path, as_of: str, config: Path, *source: str) -> Run:
+    """`crm-pipeline run` in this process, its output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["run", "--config", str(config), "--warehouse", str(warehouse), "--as-of", as_of]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*argv, *source])
+    # Kept beside the run for whoever reads a failure.
+    (warehouse.parent / "cli-stdout.txt").write_text(out.getvalue(), encoding="utf-8")
+    (warehouse.parent / "cli-stderr.txt").write_text(err.getvalue(), encoding="utf-8")
+    return Run(warehouse, out.getvalue(), err.getvalue(), code)
+
+
+def _run_both(
+    tmp: Path, as_of: str, settings: str, *source: str, postgres: dict[str, str] | None = None
+) -> tuple[Run, Run]:
+    """The DuckDB run and the Spark run of one landing, with the same settings; with
+    ``postgres``, each engine's run publishes to its own database."""
+    runs = []
+    for engine, extra in (("duck", ""), ("spark", "engine: spark\nspark: {master: 'local[2]'}\n")):
+        config = tmp / f"{engine}.yaml"
+        config.write_text(settings + extra, encoding="utf-8")
+        with pytest.MonkeyPatch.context() as mp:
+            if postgres:
+                mp.setenv(PG_ENV, postgres[engine])
+            runs.append(_run(tmp / engine / "warehouse.duckdb", as_of, config, *source))
+    return runs[0], runs[1]
+
+
+def _database(server, name: str) -> str:
+    """A fresh PostgreSQL database owned by a role of its own; its connection string."""
+    role, password = f"{name}_publisher", f"pw-{name}-S3cret"
+    server.admin(f"DROP DATABASE IF EXISTS {name}")
+    server.admin(f"DROP ROLE IF EXISTS {role}")
+    server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    server.admin(f"CREATE DATABASE {name} OWNER {role}")
+    return server.url(role, password, name)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+def postgres(postgres_server) -> dict[str, str]:
+    """A database per engine for the known-answer runs' PostgreSQL publish."""
+    return {engine: _database(postgres_server, f"t_spark_{engine}") for engine in ("duck", "spark")}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, postgres) -> dict[str, tuple[Run, Run]]:
     from ingestion.synthetic import generate
 
     root = tmp_path_factory.mktemp("spark_engine")
     known = root / "known_answer"
     shutil.copytree(FIXTURES / "known_answer", known / "landing")
-    synthetic = root / "synthetic"
-    generate(synthetic / "landing", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END)
-    return {
-        "known_answer": _run_both(known, known / "landing", KNOWN_ANSWER_AS_OF),
-        "synthetic": _run_both(synthetic, synthetic / "landing", SYNTHETIC_AS_OF),
+    (known / "landing" / DIRTY).mkdir()
+    for name, text in DIRTY_BATCH.items():
+        (known / "landing" / DIRTY / name).write_text(text, encoding="utf-8")
+    both = root / "synthetic_and_salesforce"
+    generate(both / "synthetic", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END)
+    shutil.copytree(FIXTURES / "salesforce", both / "salesforce")
+    result = {
+        "known_answer": _run_both(
+            known,
+            KNOWN_ANSWER_AS_OF,
+            # Two of the dirty batch's four opportunities fail: quarantined, not rejected.
+            "quality: {quarantine_max_share: 0.6}\n"
+            f"publish: {{postgres: {{env: {PG_ENV}, schema: marts}}}}\n",
+            "--source",
+            "crm",
+            "--landing",
+            str(known / "landing"),
+            postgres=postgres,
+        ),
+        # A canonical landing and a CRM's exports (its adapter) as two sources of one run.
+        "synthetic_and_salesforce": _run_both(
+            both,
+            SYNTHETIC_AS_OF,
+            "sources:\n"
+            f"  - {{name: crm, kind: crm, landing_dir: {both / 'synthetic'}}}\n"
+            f"  - {{name: salesforce, kind: salesforce, landing_dir: {both / 'salesforce'}}}\n",
+        ),
     }
-
-
-@pytest.fixture(scope="module")
-def spark_reader(runs: dict[str, tuple[Path, Path]]):
-    """One Spark session per module, opened after the runs (their dbt needs the metastore);
-    yields a function reading a Spark table of one run as sorted tuples."""
-    from ingestion.spark.session import get_session, stop_session
-
-    def read(run: str, sql: str) -> list[tuple]:
-        spark = get_session(PipelineConfig(warehouse=runs[run][1], engine="spark"))
-        return [tuple(r) for r in spark.sql(sql).collect()]
-
-    yield read
-    stop_session()
+    for name, pair in result.items():
+        for run in pair:
+            assert run.code == 0, f"{name} ({run.warehouse}):\n{run.err}"
+    return result
 
 
 def _marts(warehouse: Path) -> list[tuple[str, list[str]]]:
@@ -120,132 +209,223 @@ def _key(row: tuple) -> tuple:
     return tuple((v is None, str(v)) for v in row)
 
 
-@pytest.mark.parametrize("run", ["known_answer", "synthetic"])
-def test_every_mart_matches_duckdb_value_by_value(runs, spark_reader, run):
-    duck, _spark = runs[run]
+RUNS = ["known_answer", "synthetic_and_salesforce"]
+
+
+def _types(warehouse: Path) -> list[tuple]:
+    return query(
+        warehouse,
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'marts' order by table_name, ordinal_position",
+    )
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_every_mart_matches_duckdb_value_by_value(runs, run):
+    duck, spark = (r.warehouse for r in runs[run])
     marts = _marts(duck)
     assert len(marts) >= 15, "every mart of dbt_project/models/marts"
+    # The same marts, the same columns in the same order, the same types.
+    assert _types(spark) == _types(duck)
     problems: list[str] = []
     total_rows = 0
     for table, columns in marts:
-        select = f"select {', '.join(f'`{c}`' for c in columns)} from marts.{table}"
-        got = sorted((tuple(_normal(v) for v in r) for r in spark_reader(run, select)), key=_key)
-        want = sorted(
-            (tuple(_normal(v) for v in r) for r in query(duck, select.replace("`", '"'))),
-            key=_key,
-        )
+        select = f"select {', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)} from marts.{table}"
+        got = sorted((tuple(_normal(v) for v in r) for r in query(spark, select)), key=_key)
+        want = sorted((tuple(_normal(v) for v in r) for r in query(duck, select)), key=_key)
         total_rows += len(want)
         if len(got) != len(want):
             problems.append(f"{table}: {len(got)} rows on Spark, {len(want)} on DuckDB")
             continue
         for g, w in zip(got, want, strict=True):
-            for column, a, b in zip(columns, g, w, strict=True):
-                if not _same(a, b):
-                    problems.append(f"{table}.{column}: Spark {a!r}, DuckDB {b!r} (row {w})")
+            for column, x, y in zip(columns, g, w, strict=True):
+                if not _same(x, y):
+                    problems.append(f"{table}.{column}: Spark {x!r}, DuckDB {y!r} (row {w})")
     assert not problems, "\n".join(problems[:30])
     assert total_rows > (100 if run == "known_answer" else 1000)
 
 
-@pytest.mark.parametrize("run", ["known_answer", "synthetic"])
-def test_every_landing_file_meets_the_same_fate(runs, spark_reader, run):
-    duck, _spark = runs[run]
+@pytest.mark.parametrize("run", RUNS)
+def test_every_landing_file_meets_the_same_fate(runs, run):
+    duck, spark = (r.warehouse for r in runs[run])
     columns = (
         "source_file, status, input_rows, loaded_rows, quarantined_rows, duplicate_rows, "
         "rejected_rows"
     )
     sql = f"select {columns} from quality.ingestion_log order by source_file"
     want = query(duck, sql)
-    assert want and want == spark_reader(run, sql)
+    assert want and want == query(spark, sql)
     quarantined = "select entity, source_file, source_row, failed_rules from quality.quarantine"
-    assert sorted(query(duck, quarantined)) == sorted(spark_reader(run, quarantined))
-    # Every rule's verdict on every file, and how many rows it failed, too.
+    assert sorted(query(duck, quarantined)) == sorted(query(spark, quarantined))
+    # Every rule's verdict on every file, and how many rows it failed, too; and the
+    # landing checks' and the export reconciliation's findings.
     verdicts = (
-        "select source_file, rule, severity, success, unexpected_count "
-        "from quality.validation_results where source_file is not null"
+        "select coalesce(source_file, ''), entity, rule, severity, success, unexpected_count, "
+        "observed from quality.validation_results"
     )
-    assert sorted(query(duck, verdicts)) == sorted(spark_reader(run, verdicts))
+    assert sorted(query(duck, verdicts)) == sorted(query(spark, verdicts))
 
 
-# A third batch of the known-answer landing with bad rows, for the gate's row-level paths.
-DIRTY_BATCH = {
-    "opportunities.csv": (
-        "opportunity_id,created_at,stage,amount,owner_id,email_domain\n"
-        "O11,2026-04-01T00:00:00Z,prospecting,900,u1,a.example\n"
-        "O12,2026-04-02T00:00:00Z,prospecting,-50,u1,b.example\n"  # negative amount
-        "O13,not a date,prospecting,100,u1,c.example\n"  # created_at does not parse
-        "O14,2026-04-03T00:00:00Z,prospecting,300,u9,d.example\n"  # unknown owner: warn
-    ),
-    "stage_changes.csv": (
-        "opportunity_id,stage,changed_at\n"
-        "O11,prospecting,2026-04-01T00:00:00Z\n"
-        "O99,prospecting,2026-04-01T00:00:00Z\n"  # no such opportunity
-        "O12,prospecting,2026-04-02T00:00:00Z\n"  # its opportunity was quarantined
-        "O14,qualification,2026-04-04T00:00:00Z\n"
-    ),
-}
+def test_every_export_row_of_an_adapter_is_accounted_for_the_same_way(runs):
+    """Salesforce on both engines: the same adapter converts the exports; every export
+    row read is converted or set aside with a reason, recorded the same way."""
+    duck, spark = (r.warehouse for r in runs["synthetic_and_salesforce"])
+    sql = (
+        "select source, batch_id, export_file, entity, rows_read, rows_emitted, "
+        "rows_set_aside, set_aside::varchar, skip_reason from quality.source_reconciliation"
+    )
+    want = sorted(query(duck, sql), key=_key)
+    assert want == sorted(query(spark, sql), key=_key)
+    assert {r[1] for r in want} == {"2026-03-07T0600", "2026-03-14T0600"}
+    # Set aside by the adapter with its reason: the quantity and product-family quotas.
+    quotas = [r for r in want if r[1] == "2026-03-07T0600" and r[2] == "ForecastingQuota.csv"]
+    assert quotas and quotas[0][6] == 2 and len(json.loads(quotas[0][7])) >= 1
+    for row in want:
+        assert row[4] == row[5] + row[6] or row[8] is not None, row
+    # Ids namespaced by the source on both engines: the fixture's 8 deals beside the
+    # canonical landing's.
+    ids = (
+        "select starts_with(opportunity_id, 'salesforce:'), count(*) "
+        "from marts.fct_opportunities group by 1 order by 1"
+    )
+    assert query(spark, ids) == query(duck, ids)
+    assert query(spark, ids)[1] == (True, 8) and query(spark, ids)[0][1] >= 1000
 
 
-def test_both_loaders_quarantine_flag_and_publish_the_same_rows(tmp_path):
-    """The loaders alone (no dbt) on a batch with bad rows: the same rows quarantined for
-    the same rules, the same verdicts, the same raw tables; the quarantined rows are
-    known by hand."""
-    import duckdb
+def _raw(run: Run, table: str) -> list[str]:
+    """A raw table as text rows, all but _ingested_at and _attributes: from the DuckDB
+    warehouse, or from the Spark table's Parquet files."""
+    if run.warehouse.parent.name == "duck":
+        sql = f"select * exclude (_ingested_at, _attributes) from raw.{table}"
+        return sorted(str(r) for r in query(run.warehouse, sql))
+    from ingestion.spark.mirror import parquet_files, parquet_select
 
-    from ingestion.loader import ingest
-    from ingestion.spark.loader import ingest_spark
-    from ingestion.spark.session import get_session
+    files = parquet_files(run.warehouse.with_name("warehouse.spark") / "raw.db" / table)
+    if not files:
+        return []
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        sql = f"select * exclude (_ingested_at, _attributes) from ({parquet_select(con, files)})"
+        return sorted(str(r) for r in con.execute(sql).fetchall())
 
-    landing = tmp_path / "landing"
-    shutil.copytree(FIXTURES / "known_answer", landing)
-    (landing / "2026-04-14T0000").mkdir()
-    for name, text in DIRTY_BATCH.items():
-        (landing / "2026-04-14T0000" / name).write_text(text, encoding="utf-8")
-    at = dt.datetime(2026, 4, 15)
-    options = {"run_id": "r1", "ingested_at": at, "quarantine_max_share": 0.6}
-    con = duckdb.connect(str(tmp_path / "duck.duckdb"))
-    con.execute("SET TimeZone = 'UTC'")
-    ingest(con, landing, **options)
-    spark = get_session(PipelineConfig(warehouse=tmp_path / "spark.duckdb", engine="spark"))
-    ingest_spark(spark, landing, **options)
 
-    def both(sql: str) -> tuple[list[tuple], list[tuple]]:
-        return sorted(map(tuple, con.execute(sql).fetchall()), key=_key), sorted(
-            (tuple(r) for r in spark.sql(sql).collect()), key=_key
-        )
-
-    quarantined = "select source_file, source_row, failed_rules from quality.quarantine"
-    duck, on_spark = both(quarantined)
-    batch = "2026-04-14T0000"
-    assert [(f, r, json.loads(rules)) for f, r, rules in duck] == [
-        (f"{batch}/opportunities.csv", 2, ["opportunities.amount_non_negative"]),
+def test_both_gates_quarantine_flag_and_publish_the_same_rows(runs):
+    """The dirty batch of the known-answer landing: the same rows quarantined for the
+    same rules (known by hand), the same verdicts, the same raw tables."""
+    duck_run, spark_run = runs["known_answer"]
+    quarantined = (
+        "select source_file, source_row, failed_rules from quality.quarantine order by 1, 2"
+    )
+    want = [
+        (f"{DIRTY}/opportunities.csv", 2, ["opportunities.amount_non_negative"]),
         (
-            f"{batch}/opportunities.csv",
+            f"{DIRTY}/opportunities.csv",
             3,
             ["opportunities.created_at_not_null", "opportunities.created_at_parses"],
         ),
-        (f"{batch}/stage_changes.csv", 2, ["stage_changes.opportunity_id_exists"]),
-        (f"{batch}/stage_changes.csv", 3, ["stage_changes.opportunity_id_exists"]),
+        (f"{DIRTY}/stage_changes.csv", 2, ["stage_changes.opportunity_id_exists"]),
+        (f"{DIRTY}/stage_changes.csv", 3, ["stage_changes.opportunity_id_exists"]),
     ]
-    assert on_spark == duck
-    log = (
-        "select source_file, status, input_rows, loaded_rows, quarantined_rows, "
-        "duplicate_rows, rejected_rows from quality.ingestion_log"
-    )
-    duck, on_spark = both(log)
-    assert (f"{batch}/opportunities.csv", "published", 4, 2, 2, 0, 0) in duck
-    assert on_spark == duck
-    verdicts = (
-        "select source_file, rule, severity, success, unexpected_count "
-        "from quality.validation_results"
-    )
-    duck, on_spark = both(verdicts)
-    assert (f"{batch}/opportunities.csv", "opportunities.owner_id_exists", "warn", False, 1) in duck
-    assert on_spark == duck
+    for run in (duck_run, spark_run):
+        rows = [(f, r, json.loads(rules)) for f, r, rules in query(run.warehouse, quarantined)]
+        assert rows == want
+        log = query(
+            run.warehouse,
+            "select status, input_rows, loaded_rows, quarantined_rows, duplicate_rows, "
+            "rejected_rows from quality.ingestion_log "
+            f"where source_file = '{DIRTY}/opportunities.csv'",
+        )
+        assert log == [("published", 4, 2, 2, 0, 0)]
+        warn = query(
+            run.warehouse,
+            "select severity, success, unexpected_count from quality.validation_results "
+            f"where source_file = '{DIRTY}/opportunities.csv' "
+            "and rule = 'opportunities.owner_id_exists'",
+        )
+        assert warn == [("warn", False, 1)]
     for table in ("opportunities", "stage_changes", "activities", "accounts", "users"):
-        sql = f"select * from raw.{table}"
-        want = sorted(
-            str(r[:-2]) for r in con.execute(sql).fetchall()
-        )  # all but _ingested_at, _attributes
-        got = sorted(str(tuple(r)[:-2]) for r in spark.sql(sql).collect())
-        assert got == want, table
-    con.close()
+        want_rows = _raw(duck_run, table)
+        assert want_rows and _raw(spark_run, table) == want_rows, table
+
+
+def _summary(text: str, run: Run) -> list[str]:
+    """The CLI's lines, without timings and with the run's folder as <run>."""
+    lines = []
+    for line in text.replace(str(run.warehouse.parent), "<run>").splitlines():
+        if line.startswith(("[", "Full log", "Spark tables:", "See the full log")):
+            continue
+        line = re.sub(r"run_id = '[^']+'", "run_id = <id>", line)
+        # Each engine's run publishes to a PostgreSQL database and role of its own.
+        lines.append(re.sub(r"t_spark_(duck|spark)", "t_spark_<engine>", line))
+    return lines
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_the_spark_run_prints_the_same_summary(runs, run):
+    """KPIs, forecast, publish targets and report on stdout; the checks, the export
+    reconciliation and the quarantine on stderr: as on DuckDB, and where Spark's tables
+    are."""
+    duck, spark = runs[run]
+    assert _summary(spark.out, spark) == _summary(duck.out, duck)
+    assert f"Spark tables: marts.* under {spark.warehouse.with_name('warehouse.spark')}" in (
+        spark.out
+    )
+    assert (
+        "KPI summary" in spark.out
+        and "Report: <run>/reports/latest.html" in _summary(spark.out, spark)[-1]
+    )
+    err = [line for line in _summary(spark.err, spark) if not line.startswith("warning")]
+    want = [line for line in _summary(duck.err, duck) if not line.startswith("warning")]
+    keep = ("checks passed", "export file", "quarantined with their reasons")
+    assert [x for x in err if any(k in x for k in keep)] == [
+        x for x in want if any(k in x for k in keep)
+    ]
+    if run == "synthetic_and_salesforce":
+        assert any(line.startswith("salesforce: ") and "export files" in line for line in err)
+    if run == "known_answer":
+        assert any("2 row(s) quarantined" in line or "4 row(s) quarantined" in line
+                   for line in err)  # fmt: skip
+
+
+def test_the_spark_run_writes_the_report_and_publishes_the_same_marts(runs, postgres, tmp_path):
+    """The report, the serving file, the Parquet copies and PostgreSQL, from the Spark
+    run's marts as from the DuckDB run's."""
+    import psycopg
+
+    from ingestion.publish import parquet_dir, serving_path
+
+    duck, spark = (r.warehouse for r in runs["known_answer"])
+    assert (spark.parent / "reports" / "latest.html").is_file()
+    marts = [t for t, _ in _marts(duck)]
+    for table in marts:
+        sql = f"select * from marts.{table}"
+        assert sorted(query(serving_path(spark), sql), key=_key) == sorted(
+            query(serving_path(duck), sql), key=_key
+        ), table
+        with duckdb.connect() as con:
+            parquet = [
+                sorted(
+                    con.execute(
+                        f"select * from read_parquet('{d / (table + '.parquet')}')"
+                    ).fetchall(),
+                    key=_key,
+                )
+                for d in (parquet_dir(spark), parquet_dir(duck))
+            ]
+        assert parquet[0] == parquet[1], table
+
+    def pg(url: str) -> dict[str, list[tuple]]:
+        with psycopg.connect(url) as con:
+            return {
+                t: sorted(con.execute(f"select * from marts.{t}").fetchall(), key=_key)
+                for t in marts
+            }
+
+    assert pg(postgres["spark"]) == pg(postgres["duck"])
+    # `crm-pipeline report` on the Spark deployment, after the run.
+    out = tmp_path / "report.html"
+    config = spark.parent.parent / "spark.yaml"
+    assert main(["report", "--config", str(config), "--warehouse", str(spark),
+                 "--out", str(out)]) == 0  # fmt: skip
+    html = out.read_text(encoding="utf-8")
+    assert "80.0%" in html or "win rate" in html.lower()

@@ -3,12 +3,9 @@ what the Spark gate derives for each rule, and what the Spark engine refuses."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from ingestion.config import PipelineConfig, SourceSpec, SparkSettings
-from ingestion.errors import ConfigError
+from ingestion.config import PipelineConfig, SparkSettings
 from ingestion.hygiene.rules import check_columns, checks_for
 from ingestion.schema import ENTITIES
 
@@ -62,17 +59,3 @@ def test_the_spark_gate_derives_every_check_column_of_the_catalog(entity):
     # A flag column the file did not have reads as its default, like the DuckDB runner's.
     assert _check_expr(e, "amount__parses", set()) == "true"
     assert _check_expr(e, "key__conflicting", set()) == "false"
-
-
-def test_the_spark_engine_refuses_crm_export_adapters_before_starting_spark(tmp_path):
-    from datetime import datetime
-
-    from ingestion.spark.pipeline import ingest_sources_spark
-
-    cfg = PipelineConfig(
-        engine="spark",
-        warehouse=tmp_path / "w.duckdb",
-        source_list=(SourceSpec("sf", "salesforce", Path("exports")),),
-    )
-    with pytest.raises(ConfigError, match=r"adapters \(sf\) run on engine: duckdb only"):
-        ingest_sources_spark(cfg, run_id="r", as_of=datetime(2026, 11, 26))

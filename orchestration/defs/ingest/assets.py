@@ -58,12 +58,15 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
     generated = prepare_landing(cfg, end=as_of.date())
     if generated:
         context.log.info(f"generated synthetic landing data: {generated}")
+    # A scheduled run may start while an export is being written; the sensor's runs only
+    # ever get settled batches.
+    settle_seconds = cfg.sensor.settle_seconds if SCHEDULE_TAG in context.run.tags else None
     if cfg.engine == "spark":
         from ingestion.spark.pipeline import ingest_sources_spark
 
         report = ingest_sources_spark(
             cfg, run_id=context.run.run_id, as_of=as_of, until_batch=until_batch,
-            log=context.log.info,
+            settle_seconds=settle_seconds, log=context.log.info, warn=context.log.warning,
         )  # fmt: skip
         yield from _materializations(report)
         return
@@ -75,9 +78,7 @@ def _ingest(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> It
             cfg,
             run_id=context.run.run_id,
             until_batch=until_batch,
-            # A scheduled run may start while an export is being written; the sensor's
-            # runs only ever get settled batches.
-            settle_seconds=cfg.sensor.settle_seconds if SCHEDULE_TAG in context.run.tags else None,
+            settle_seconds=settle_seconds,
             log=context.log.info,
             warn=context.log.warning,
         )

@@ -74,6 +74,12 @@ def dbt_models(
         if invocation.process.poll() is None:
             invocation.process.terminate()
             invocation.process.wait(timeout=60)
+    if cfg.engine == "spark":
+        from ingestion.spark.mirror import mirror_marts
+
+        # The marts dbt built (all, or those before a failed test) reach the DuckDB file,
+        # which the summary, the report and the publish steps read, as on engine: duckdb.
+        mirror_marts(cfg)
     if invocation.is_successful():
         return
     results_path = target_path / "run_results.json"
