@@ -39,7 +39,13 @@ import time
 from pathlib import Path
 
 AS_OF_END = dt.date(2026, 11, 26)
-MEMORY_LIMIT = "2.5GB"  # the pipeline's default memory_limit (ingestion/config.py)
+
+
+def memory_limit() -> str:
+    """The pipeline's default memory_limit: the floor works within the same budget."""
+    from ingestion.config import PipelineConfig
+
+    return PipelineConfig().memory_limit
 
 
 # --- measuring a child process ------------------------------------------------------------
@@ -95,7 +101,7 @@ def floor_load(db: Path, batches: list[Path]) -> None:
     from ingestion.warehouse import RAW_SCHEMA, create_raw_tables
 
     con = duckdb.connect(str(db))
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{memory_limit()}'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     create_raw_tables(con)
@@ -136,7 +142,7 @@ def floor_transform(db: Path, run_results: Path, stage_map_from: Path) -> None:
 
     results = json.loads(run_results.read_text())["results"]
     con = duckdb.connect(str(db))
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{memory_limit()}'")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     # The stage map is configuration the pipeline writes; copied, not timed as work.

@@ -18,7 +18,6 @@ import pandas as pd
 from ingestion.hygiene.frame import _Source
 from ingestion.hygiene.outcomes import Outcome, _label_outcome, _map_outcome
 from ingestion.hygiene.rules import (
-    _CHECKS,
     LABELS_PARAMETER,
     HygieneError,
     Severity,
@@ -96,15 +95,33 @@ def validate_batch(
 
 
 @dataclass
-class _Gx:
+class GxState:
+    """One ephemeral GX context and its datasource (pandas here, Spark in
+    ``ingestion.spark.hygiene``), with each entity's suite and batch definition built on
+    first use from the rule catalog."""
+
     context: Any
     datasource: Any
     suites: dict[str, Any] = field(default_factory=dict)
     batch_definitions: dict[str, Any] = field(default_factory=dict)
 
+    def suite(self, entity: str, name: str) -> Any:
+        """The entity's suite (named ``name``) and its whole-frame batch definition."""
+        if entity not in self.suites:
+            import great_expectations as gx
+
+            suite = gx.ExpectationSuite(name=name)
+            for check in checks_for(entity):
+                cls = getattr(gx.expectations, expectation_class_name(check.rule.expectation))
+                suite.add_expectation(cls(**check.kwargs, meta={"rule": check.rule.name}))
+            self.suites[entity] = suite
+            asset = self.datasource.add_dataframe_asset(name=entity)
+            self.batch_definitions[entity] = asset.add_batch_definition_whole_dataframe("batch")
+        return self.suites[entity]
+
 
 _gx_lock = threading.Lock()
-_gx_state: _Gx | None = None
+_gx_state: GxState | None = None
 
 _RESULT_FORMAT = {
     "result_format": "COMPLETE",
@@ -118,7 +135,7 @@ _RESULT_FORMAT = {
 }
 
 
-def _gx() -> _Gx:
+def _gx() -> GxState:
     """One ephemeral context and pandas datasource per process, built on first use."""
     global _gx_state
     if _gx_state is None:
@@ -133,22 +150,8 @@ def _gx() -> _Gx:
         pandas_execution_engine.HASH_THRESHOLD = 0
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = {"globally": False}
-        _gx_state = _Gx(context, context.data_sources.add_pandas(name="crm_hygiene"))
+        _gx_state = GxState(context, context.data_sources.add_pandas(name="crm_hygiene"))
     return _gx_state
-
-
-def _suite(state: _Gx, entity: str) -> Any:
-    if entity not in state.suites:
-        import great_expectations as gx
-
-        suite = gx.ExpectationSuite(name=f"{entity}_hygiene")
-        for check in _CHECKS[entity]:
-            cls = getattr(gx.expectations, expectation_class_name(check.rule.expectation))
-            suite.add_expectation(cls(**check.kwargs, meta={"rule": check.rule.name}))
-        state.suites[entity] = suite
-        asset = state.datasource.add_dataframe_asset(name=entity)
-        state.batch_definitions[entity] = asset.add_batch_definition_whole_dataframe("batch")
-    return state.suites[entity]
 
 
 def expectation_class_name(expectation: str) -> str:
@@ -161,7 +164,7 @@ def _run_suite(entity: str, frame: pd.DataFrame, parameters: dict[str, Any]) -> 
     """One ``batch.validate`` of the entity's suite; results by rule name."""
     with _gx_lock:
         state = _gx()
-        suite = _suite(state, entity)
+        suite = state.suite(entity, f"{entity}_hygiene")
         batch = state.batch_definitions[entity].get_batch(batch_parameters={"dataframe": frame})
         try:
             validation = batch.validate(

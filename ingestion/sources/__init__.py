@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import duckdb
 
@@ -201,6 +202,23 @@ LoadBatches = Callable[[SourceSpec, Path, str | None, set[str] | None], Ingestio
 RecordBatches = Callable[[str, list[BatchRecord]], list[str]]
 
 
+def loader_settings(
+    cfg: PipelineConfig, spec: SourceSpec, stages: StageMap, run_id: str
+) -> dict[str, Any]:
+    """What the config says to a loader about one source (the keyword arguments of
+    ``ingestion.loader.ingest`` and ``ingestion.spark.loader.ingest_spark``)."""
+    return {
+        "stage_map": stages,
+        "source": spec.name,
+        "source_timezone": cfg.source_timezone,
+        "severities": cfg.quality.severity,
+        "quarantine_max_share": cfg.quality.quarantine_max_share,
+        "run_id": run_id,
+        "full_export": spec.full_export,
+        "value_labels": cfg.value_labels,
+    }
+
+
 def ingest_sources(
     con: duckdb.DuckDBPyConnection,
     cfg: PipelineConfig,
@@ -218,20 +236,8 @@ def ingest_sources(
     def load(
         spec: SourceSpec, landing: Path, until: str | None, batches: set[str] | None
     ) -> IngestionReport:
-        return ingest(
-            con,
-            landing,
-            stage_map=stages,
-            source=spec.name,
-            source_timezone=cfg.source_timezone,
-            severities=cfg.quality.severity,
-            quarantine_max_share=cfg.quality.quarantine_max_share,
-            run_id=run_id,
-            until_batch=until,
-            batches=batches,
-            full_export=spec.full_export,
-            value_labels=cfg.value_labels,
-        )
+        settings = loader_settings(cfg, spec, stages, run_id)
+        return ingest(con, landing, until_batch=until, batches=batches, **settings)
 
     return load_sources(
         cfg,

@@ -15,11 +15,10 @@ import json
 import os
 import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 # The shared seam with the DuckDB gate, imported under the names this module's code uses.
-from ingestion.hygiene.gx import expectation_class_name, raise_on_exception
+from ingestion.hygiene.gx import GxState, expectation_class_name, raise_on_exception
 from ingestion.hygiene.outcomes import Outcome, mask_value, row_reference
 from ingestion.hygiene.rules import (
     CONFIG_HINT,
@@ -111,19 +110,11 @@ def _check_expr(entity: Entity, name: str, frame_columns: set[str]) -> str:
     raise AssertionError(name)
 
 
-@dataclass
-class _Gx:
-    context: Any
-    datasource: Any
-    suites: dict[str, Any] = field(default_factory=dict)
-    batch_definitions: dict[str, Any] = field(default_factory=dict)
-
-
 _lock = threading.Lock()
-_state: _Gx | None = None
+_state: GxState | None = None
 
 
-def _gx() -> _Gx:
+def _gx() -> GxState:
     """One ephemeral context with a Spark datasource per process (GX imports slowly)."""
     global _state
     if _state is None:
@@ -134,23 +125,8 @@ def _gx() -> _Gx:
         context.variables.progress_bars = {"globally": False}
         # persist=False: GX would cache each batch; the loader checkpoints its frames.
         datasource = context.data_sources.add_spark(name="crm_hygiene_spark", persist=False)
-        _state = _Gx(context, datasource)
+        _state = GxState(context, datasource)
     return _state
-
-
-def _suite(state: _Gx, entity: str) -> Any:
-    """The entity's suite, built from the same catalog entries as the DuckDB runner's."""
-    if entity not in state.suites:
-        import great_expectations as gx
-
-        suite = gx.ExpectationSuite(name=f"{entity}_hygiene_spark")
-        for check in checks_for(entity):
-            cls = getattr(gx.expectations, expectation_class_name(check.rule.expectation))
-            suite.add_expectation(cls(**check.kwargs, meta={"rule": check.rule.name}))
-        state.suites[entity] = suite
-        asset = state.datasource.add_dataframe_asset(name=entity)
-        state.batch_definitions[entity] = asset.add_batch_definition_whole_dataframe("batch")
-    return state.suites[entity]
 
 
 def validate_frame(
@@ -197,7 +173,7 @@ def validate_frame(
     # passes, which on small batches is most of the gate's time.
     with _lock:
         state = _gx()
-        suite = _suite(state, entity)
+        suite = state.suite(entity, f"{entity}_hygiene_spark")
         batch = state.batch_definitions[entity].get_batch(
             batch_parameters={"dataframe": check_frame}
         )

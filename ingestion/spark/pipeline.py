@@ -38,7 +38,7 @@ def ingest_sources_spark(
     """ingestion.sources.ingest_sources and the landing checks, on Spark: the same sources
     in the same order, CRM exports converted by the same adapters (into canonical batches
     beside the warehouse) and their rows reconciled the same way."""
-    from ingestion.sources import load_sources, stage_map
+    from ingestion.sources import load_sources, loader_settings, stage_map
 
     spark = get_session(cfg)
     stages = stage_map(cfg)
@@ -46,20 +46,8 @@ def ingest_sources_spark(
     def load(
         spec: SourceSpec, landing: Path, until: str | None, batches: set[str] | None
     ) -> IngestionReport:
-        return ingest_spark(
-            spark,
-            landing,
-            stage_map=stages,
-            source=spec.name,
-            source_timezone=cfg.source_timezone,
-            severities=cfg.quality.severity,
-            quarantine_max_share=cfg.quality.quarantine_max_share,
-            run_id=run_id,
-            until_batch=until,
-            batches=batches,
-            full_export=spec.full_export,
-            value_labels=cfg.value_labels,
-        )
+        settings = loader_settings(cfg, spec, stages, run_id)
+        return ingest_spark(spark, landing, until_batch=until, batches=batches, **settings)
 
     report = load_sources(
         cfg,

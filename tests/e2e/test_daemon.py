@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -40,9 +41,17 @@ SECRETS = (WEBHOOK_PATH, SLACK_TOKEN, SMTP_PASSWORD)
 
 pytestmark = pytest.mark.slow
 
-# Each deployment's daemon process and log, by its instance: a daemon that dies fails the
-# wait at once, with its log, instead of after the timeout.
-_daemons: dict[dg.DagsterInstance, tuple[subprocess.Popen, Path]] = {}
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen
+    log: Path
+
+    def assert_alive(self) -> None:
+        """A daemon that died fails the wait at once, with its log, not after a timeout."""
+        if self.process.poll() is not None:
+            tail = "\n".join(self.log.read_text().splitlines()[-30:])
+            raise AssertionError(f"the daemon exited ({self.process.returncode}):\n{tail}")
 
 
 @pytest.fixture
@@ -97,9 +106,8 @@ def deployment(tmp_path, http, smtp_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    _daemons[instance] = (daemon, log_path)
     try:
-        yield instance, landing, tmp_path, http, smtp
+        yield instance, landing, tmp_path, http, smtp, Daemon(daemon, log_path)
     finally:
         daemon.terminate()
         try:
@@ -107,7 +115,6 @@ def deployment(tmp_path, http, smtp_factory):
         except subprocess.TimeoutExpired:
             daemon.kill()
         log.close()
-        del _daemons[instance]
         instance.dispose()
 
 
@@ -132,14 +139,11 @@ def wait_for(condition, what, timeout=120):
     raise AssertionError(f"still waiting for {what} after {timeout} s")
 
 
-def wait_for_runs(instance, count, timeout=240):
+def wait_for_runs(instance, daemon: Daemon, count, timeout=240):
     """The job's runs, once ``count`` of them have finished."""
-    daemon, log_path = _daemons[instance]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if daemon.poll() is not None:
-            tail = "\n".join(log_path.read_text().splitlines()[-30:])
-            raise AssertionError(f"the daemon exited ({daemon.returncode}):\n{tail}")
+        daemon.assert_alive()
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="crm_pipeline"))
         if len(runs) >= count and all(r.is_finished for r in runs):
             return sorted(runs, key=lambda r: r.tags["crm/batch"])
@@ -148,14 +152,14 @@ def wait_for_runs(instance, count, timeout=240):
 
 
 def test_daemon_runs_each_new_batch_once_and_alerts_every_sink(deployment):
-    instance, landing, tmp, http, smtp = deployment
+    instance, landing, tmp, http, smtp, daemon = deployment
     drop(landing, BATCHES[0])
-    (first,) = wait_for_runs(instance, 1)
+    (first,) = wait_for_runs(instance, daemon, 1)
     assert first.status == dg.DagsterRunStatus.SUCCESS
     assert first.tags["crm/batch"] == BATCHES[0]
 
     drop(landing, BATCHES[1])
-    runs = wait_for_runs(instance, 2)
+    runs = wait_for_runs(instance, daemon, 2)
     assert [(r.tags["crm/batch"], r.status) for r in runs] == [
         (BATCHES[0], dg.DagsterRunStatus.SUCCESS),
         (BATCHES[1], dg.DagsterRunStatus.SUCCESS),
@@ -173,14 +177,14 @@ def test_daemon_runs_each_new_batch_once_and_alerts_every_sink(deployment):
         {"opportunities.csv": "opportunity_id,created_at,stage,amount\n"
          "O7,2026-03-02T00:00:00Z,Demo Booked,100\n"},
     )  # fmt: skip
-    third = wait_for_runs(instance, 3)[2]
+    third = wait_for_runs(instance, daemon, 3)[2]
     assert (third.tags["crm/batch"], third.status) == (
         "2026-03-16T0000",
         dg.DagsterRunStatus.FAILURE,
     )
     (landing / "notes.txt").write_text("not a batch\n")
     drop(landing, "2026-03-17T0000", {"activities.csv": "activity_id,activity_type,occurred_at\n"})
-    fourth = wait_for_runs(instance, 4)[3]
+    fourth = wait_for_runs(instance, daemon, 4)[3]
     assert fourth.status == dg.DagsterRunStatus.FAILURE
     # The run-failure sensor ticks after the run ended.
     wait_for(lambda: len(http.to(WEBHOOK_PATH)) >= 2, "the run-failure alert")

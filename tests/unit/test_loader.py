@@ -568,8 +568,27 @@ def _edit(path: Path, column: str, row: int, value: str) -> None:
         csv.writer(f).writerows(table)
 
 
+@pytest.fixture
+def grouped_passes(monkeypatch) -> list[int]:
+    """How many batches each grouped pass of the loader published, in order."""
+    import ingestion.loader as loader
+
+    done_per_pass: list[int] = []
+    real = loader._ingest_together
+
+    def spy(*args, **kwargs):
+        results, done = real(*args, **kwargs)
+        done_per_pass.append(done)
+        return results, done
+
+    monkeypatch.setattr(loader, "_ingest_together", spy)
+    return done_per_pass
+
+
 @pytest.mark.parametrize("defect", ["warn", "error"])
-def test_batches_validated_together_match_batch_by_batch(tmp_path, monkeypatch, defect):
+def test_batches_validated_together_match_batch_by_batch(
+    tmp_path, monkeypatch, defect, grouped_passes
+):
     """Five synthetic batches (updates, events, every entity) loaded in one run with one
     set-based pass per entity leave exactly what loading them batch by batch leaves: raw
     rows, log, every rule's result and message. With a WARN failure the five stay
@@ -585,22 +604,13 @@ def test_batches_validated_together_match_batch_by_batch(tmp_path, monkeypatch, 
     # A negative amount: an ERROR rule by default; as WARN it is published and reported.
     _edit(second / "opportunities.csv", "amount", 1, "-5")
     severities = {"opportunities.amount_non_negative": defect}
-    calls: list[int] = []
-    real = loader._ingest_together
-
-    def spy(*args, **kwargs):
-        results, done = real(*args, **kwargs)
-        calls.append(done)
-        return results, done
-
-    monkeypatch.setattr(loader, "_ingest_together", spy)
     records = {}
     for together in (True, False):
         monkeypatch.setattr(loader, "GROUP_BATCHES", together)
         with connect(tmp_path / f"w{together}.duckdb") as c:
             ingest(c, landing, stage_map=StageMap(), run_id="r", severities=severities)
             records[together] = _everything(c)
-    assert calls == ([5] if defect == "warn" else [1, 3])
+    assert grouped_passes == ([5] if defect == "warn" else [1, 3])
     failed = {r[3] for r in records[False]["validation_results"] if r[7] is False}
     assert "opportunities.amount_non_negative" in failed
     assert records[True] == records[False]
@@ -640,7 +650,9 @@ def _row(path: Path, column: str, value: str) -> dict[str, str]:
         return next(r for r in csv.DictReader(f) if r[column] == value)
 
 
-def test_grouped_batches_see_each_other_as_batch_by_batch_does(tmp_path, monkeypatch):
+def test_grouped_batches_see_each_other_as_batch_by_batch_does(
+    tmp_path, monkeypatch, grouped_passes
+):
     """The cases where a batch's fate depends on the earlier batches of the same run,
     in one grouped pass and batch by batch, with identical records:
     - an opportunity updated in the 2nd batch, re-exported unchanged in the 3rd (a
@@ -700,15 +712,6 @@ def test_grouped_batches_see_each_other_as_batch_by_batch_does(tmp_path, monkeyp
     _append(b3 / "activities.csv", act, {**act2, "subject": "Changed subject"})
     severities = {"stage_changes.opportunity_id_exists": "warn"}
 
-    calls: list[int] = []
-    real = loader._ingest_together
-
-    def spy(*args, **kwargs):
-        results, done = real(*args, **kwargs)
-        calls.append(done)
-        return results, done
-
-    monkeypatch.setattr(loader, "_ingest_together", spy)
     records = {}
     for together in (True, False):
         monkeypatch.setattr(loader, "GROUP_BATCHES", together)
@@ -746,5 +749,5 @@ def test_grouped_batches_see_each_other_as_batch_by_batch_does(tmp_path, monkeyp
         later = [(f.split("/")[0], n) for f, n in seen if not f.startswith(b1.name)]
         assert later == [(b2.name, 1), (b3.name, 1), (b4.name, 1)]
         assert unknown == [(f"{b2.name}/stage_changes.csv",)]
-    assert calls == [4]
+    assert grouped_passes == [4]
     assert records[True] == records[False]
