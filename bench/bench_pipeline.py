@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ingestion.synthetic import generate
@@ -78,6 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak_rss_run_mib={children:.0f}  (largest of the run process and dbt)")
     print(f"warehouse_mib={size / 2**20:.0f}")
     print(f"date={dt.date.today()}")
+    return 0
+
+
+def measure_a_run(
+    measure: Callable[[Path], None], description: str, prefix: str, argv: list[str] | None
+) -> int:
+    """The command line of the benchmarks that measure a finished run's warehouse:
+    ``[OPPORTUNITIES] [--batches N] [--keep DIR]`` runs this pipeline benchmark first (in
+    a temporary folder unless kept), ``--warehouse PATH`` measures an existing run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("opportunities", type=int, nargs="?", default=1_000_000)
+    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--keep", type=Path, help="work here and keep the files")
+    parser.add_argument("--warehouse", type=Path, help="measure this existing run instead")
+    args = parser.parse_args(argv)
+    if args.warehouse:
+        measure(args.warehouse.resolve())
+        return 0
+    work = args.keep or Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        code = main([str(args.opportunities), "--batches", str(args.batches), "--keep", str(work)])
+        if code != 0:
+            return code
+        measure((work / "warehouse.duckdb").resolve())
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

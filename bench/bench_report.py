@@ -12,7 +12,6 @@ run's warehouse is measured instead.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import shutil
 import sys
@@ -56,27 +55,7 @@ def measure(warehouse: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("opportunities", type=int, nargs="?", default=1_000_000)
-    parser.add_argument("--batches", type=int, default=4)
-    parser.add_argument("--keep", type=Path, help="work here and keep the files")
-    parser.add_argument("--warehouse", type=Path, help="measure this existing run instead")
-    args = parser.parse_args(argv)
-    if args.warehouse:
-        measure(args.warehouse.resolve())
-        return 0
-    work = args.keep or Path(tempfile.mkdtemp(prefix="bench_report_run_"))
-    try:
-        code = bench_pipeline.main(
-            [str(args.opportunities), "--batches", str(args.batches), "--keep", str(work)]
-        )
-        if code != 0:
-            return code
-        measure((work / "warehouse.duckdb").resolve())
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return bench_pipeline.measure_a_run(measure, __doc__.splitlines()[0], "bench_report_run_", argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -72,9 +73,8 @@ _REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*(<[^>]*>|\S+)")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def _links(path: Path) -> list[tuple[int, str]]:
-    """(line number, target) of every link in a Markdown file, code blocks and spans aside."""
-    links = []
+def _prose_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a Markdown file, lines of fenced code blocks left out."""
     fence: str | None = None
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         match = _FENCE.match(line)
@@ -85,6 +85,13 @@ def _links(path: Path) -> list[tuple[int, str]]:
             if line.strip().startswith(fence):
                 fence = None
             continue
+        yield number, line
+
+
+def _links(path: Path) -> list[tuple[int, str]]:
+    """(line number, target) of every link in a Markdown file, code blocks and spans aside."""
+    links = []
+    for number, line in _prose_lines(path):
         text = _CODE_SPAN.sub("", line)
         targets = [m.group(1) for m in _INLINE_LINK.finditer(text)]
         if ref := _REFERENCE_DEF.match(text):
@@ -184,16 +191,7 @@ _REPO_PATH = re.compile(rf"^(?:{'|'.join(re.escape(t) for t in _TOP_LEVEL)})/[\w
 def _code_paths(path: Path) -> list[tuple[int, str]]:
     """(line number, path) of every code span outside code blocks that names a repo path."""
     found = []
-    fence: str | None = None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        match = _FENCE.match(line)
-        if fence is None and match:
-            fence = match.group(2)[0] * len(match.group(2))
-            continue
-        if fence is not None:
-            if line.strip().startswith(fence):
-                fence = None
-            continue
+    for number, line in _prose_lines(path):
         for span in _CODE_SPAN.finditer(line):
             text = span.group(0).strip("`").strip()
             if _REPO_PATH.match(text):
