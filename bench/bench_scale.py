@@ -18,7 +18,8 @@ by hand in one DuckDB session (a child process too), with the pipeline's memory_
   versioned entities, distinct rows for events); a daily batch is merged into the
   previous floor's tables (delete + insert by key);
 - transform: the run's own compiled model SQL (dbt's ``run_results.json``, in
-  completion order, so every model after the ones it reads) executed in one session.
+  completion order, so every model after the ones it reads) executed in one session,
+  each model a view or a table as the project materializes it.
 
 Peak memory is the largest sum of the resident memory of the process and all of its
 descendants (dbt included), sampled every 50 ms from /proc. Times are wall clock.
@@ -141,6 +142,8 @@ def floor_transform(db: Path, run_results: Path, stage_map_from: Path) -> None:
     import duckdb
 
     results = json.loads(run_results.read_text())["results"]
+    # Each model as the project materializes it: a view stays a view, read by its readers.
+    nodes = json.loads((run_results.parent / "manifest.json").read_text())["nodes"]
     con = duckdb.connect(str(db))
     con.execute(f"SET memory_limit = '{memory_limit()}'")
     con.execute("SET TimeZone = 'UTC'")
@@ -154,7 +157,7 @@ def floor_transform(db: Path, run_results: Path, stage_map_from: Path) -> None:
     for r in results:
         if not r["unique_id"].startswith("model."):
             continue
-        kind = "VIEW" if r["unique_id"].split(".")[2].startswith("stg_") else "TABLE"
+        kind = "VIEW" if nodes[r["unique_id"]]["config"]["materialized"] == "view" else "TABLE"
         con.execute(f"CREATE OR REPLACE {kind} {r['relation_name']} AS {r['compiled_code']}")
     con.close()
 

@@ -12,6 +12,8 @@ import dagster as dg
 
 _LOGGER = "crm_pipeline.progress"
 _NOT_EXECUTED = re.compile(r"Dependencies for step (\S+) (?:failed|were not executed)")
+# An info line that starts so reaches the terminal: work a run left out on purpose.
+NOT_RERUN = "Not rerun:"
 
 
 class ProgressHandler(logging.Handler):
@@ -37,7 +39,7 @@ class ProgressHandler(logging.Handler):
             skipped = _NOT_EXECUTED.match(message)
             if skipped:
                 self._print(f"  – {skipped[1]} not run: an upstream step failed")
-            elif record.levelno >= logging.WARNING and message:
+            elif message.startswith(NOT_RERUN) or (record.levelno >= logging.WARNING and message):
                 self._print(f"  {message}")
             return
         kind = event.event_type_value

@@ -341,3 +341,37 @@ def test_a_failed_command_line_run_alerts(tmp_path, capsys, monkeypatch, http):
     alert = request["json"]["alert"]
     assert alert["kind"] == "run_failed"
     assert alert["message"].startswith("step raw_tables: Out of Memory Error")
+
+
+def dbt_nodes_run(warehouse: Path) -> set[str]:
+    results = json.loads((warehouse.parent / "dbt_target" / "run_results.json").read_text())
+    return {r["unique_id"].split(".")[2] for r in results["results"]}
+
+
+def test_a_run_with_nothing_new_skips_staging_but_not_the_marts(built, tmp_path, capsys):
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURE, landing)
+    warehouse = tmp_path / "w.duckdb"
+    shutil.copy(built, warehouse)  # built by a full run, staging tests passed
+    capsys.readouterr()
+    # The same landing a day later: nothing to publish, every mart rebuilt for the new as_of.
+    assert run_pipeline(landing, warehouse, "2026-03-16T00:00:00Z") == 0
+    err = capsys.readouterr().err
+    assert "Not rerun: 10 staging views and their 32 tests" in err
+    nodes = dbt_nodes_run(warehouse)
+    assert not any(n.startswith(("stg_", "not_null_stg_", "unique_stg_")) for n in nodes)
+    # A test that reads a staging view and a mart still runs.
+    assert any(n.startswith("relationships_fct_opportunities_owner_id") for n in nodes)
+    assert "fct_opportunities" in nodes and "kpi_monthly" in nodes
+    # Back at the fixture's as_of, the marts equal those of the full build.
+    assert run_pipeline(landing, warehouse, AS_OF) == 0
+    assert mart_digest(warehouse) == mart_digest(built)
+    # A published batch brings the staging layer back.
+    (landing / "2026-03-15T0600").mkdir()
+    (landing / "2026-03-15T0600" / "accounts.csv").write_text(
+        "account_id,name,industry,country,employee_count\na9,Late Corp,Retail,FR,40\n"
+    )
+    capsys.readouterr()
+    assert run_pipeline(landing, warehouse, AS_OF) == 0
+    assert "Not rerun" not in capsys.readouterr().err
+    assert {"stg_crm__accounts", "stg_crm__users"} <= dbt_nodes_run(warehouse)

@@ -10,8 +10,17 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from ingestion.config import PipelineConfig, format_as_of
 from ingestion.warehouse import connect, write_run_context
-from orchestration.defs.transform.project import CrmDbtTranslator, dbt_project
+from orchestration.defs.transform.project import DBT_PROJECT_DIR, CrmDbtTranslator, dbt_project
+from orchestration.defs.transform.unchanged import (
+    SKIP_STAGING_ARGS,
+    StagingState,
+    record_staging_passed,
+    staging_nodes,
+    staging_passed,
+    staging_state,
+)
 from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
+from orchestration.lib.progress import NOT_RERUN
 
 
 def dbt_vars(cfg: PipelineConfig) -> dict[str, Any]:
@@ -51,6 +60,7 @@ def dbt_models(
     # the data, so they run in the test suite (tests/e2e/test_dbt_unit_tests.py), as dbt
     # advises, not on every run.
     args = ["build", "--exclude-resource-type", "unit_test"]
+    staging: StagingState | None = None  # DuckDB only
     with contextlib.ExitStack() as spark_env:
         if cfg.engine == "spark":
             from ingestion.spark.session import conf_env, stop_session
@@ -64,7 +74,16 @@ def dbt_models(
         else:
             with connect(cfg.warehouse) as con:
                 write_run_context(con, as_of, context.run.run_id)
+                staging = staging_state(con, DBT_PROJECT_DIR, dbt_vars(cfg))
             args += ["--vars", json.dumps(dbt_vars(cfg))]
+            if staging.unchanged:
+                args += SKIP_STAGING_ARGS
+                views, tests = staging_nodes(json.loads(dbt_project.manifest_path.read_text()))
+                context.log.info(
+                    f"{NOT_RERUN} {len(views)} staging views and their {len(tests)} tests: "
+                    "no batch published, and the stage map and the dbt project are unchanged "
+                    f"since run {staging.verified_by[:8]} passed them."
+                )
         invocation = dbt.cli(args, context=context, target_path=target_path, raise_on_error=False)
     try:
         yield from invocation.stream()
@@ -80,9 +99,14 @@ def dbt_models(
         # The marts dbt built (all, or those before a failed test) reach the DuckDB file,
         # which the summary, the report and the publish steps read, as on engine: duckdb.
         mirror_marts(cfg)
-    if invocation.is_successful():
-        return
     results_path = target_path / "run_results.json"
+    if invocation.is_successful():
+        if staging is not None and not staging.unchanged:
+            results = json.loads(results_path.read_text()).get("results", [])
+            if staging_passed(json.loads(dbt_project.manifest_path.read_text()), results):
+                with connect(cfg.warehouse) as con:
+                    record_staging_passed(con, staging, context.run.run_id)
+        return
     if not results_path.exists():
         # dbt stopped before running anything (e.g. the file is locked): worth a retry.
         raise invocation.get_error() or dg.Failure("dbt build failed; see the run's dbt log.")
