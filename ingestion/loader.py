@@ -70,7 +70,12 @@ from ingestion.schema import (
     Entity,
 )
 from ingestion.stages import StageMap, normalize_label
-from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA, create_raw_tables
+from ingestion.warehouse import (
+    QUALITY_SCHEMA,
+    QUARANTINE_EXPORT_COLUMNS,
+    RAW_SCHEMA,
+    create_raw_tables,
+)
 
 _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
@@ -1090,11 +1095,16 @@ def _publish(
             "INSERT INTO _bad VALUES (?, ?)", [(row, json.dumps(rules)) for row, rules in bad_rows]
         )
         raw_json = _json_object(s.header)
+        # A converted CRM export's row also names the user's own file and line (NULL for
+        # a canonical landing file), beside the converted file's source_file / source_row.
         con.execute(
             f"""INSERT INTO {QUALITY_SCHEMA}.quarantine
+                    (entity, batch_id, source_file, source_row, raw_row, failed_rules,
+                     quarantined_at, run_id, {", ".join(QUARANTINE_EXPORT_COLUMNS)})
                 SELECT '{entity.name}', '{f.batch_id}', '{f.relative}', r._source_row,
-                       r.raw_row, b.rules, ?, ?
-                FROM (SELECT row_number() OVER () AS _source_row, {raw_json} AS raw_row
+                       r.raw_row, b.rules, ?, ?, {", ".join(f"r.{c}" for c in EXPORT_LINEAGE)}
+                FROM (SELECT row_number() OVER () AS _source_row, {raw_json} AS raw_row,
+                          {_export_lineage_sql(s.header)}
                       FROM {scan_sql(f, s.header)}) r
                 JOIN _bad b ON b.row = r._source_row""",
             [ctx.ingested_at, ctx.run_id],
@@ -1110,6 +1120,18 @@ def _publish(
     (s.result.loaded_rows,) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchone()
     if ctx.full_export and entity.kind == "versioned" and "is_deleted" in entity.column_names:
         _mark_missing_deleted(con, s, ctx)
+
+
+def _export_lineage_sql(header: list[str]) -> str:
+    """SELECT items of a landing file's export lineage (EXPORT_LINEAGE) as text, NULL for
+    a column the file lacks (a canonical landing file has none)."""
+    by_name: dict[str, str] = {}
+    for name in header:
+        by_name.setdefault(name.strip().lower(), name)
+    return ", ".join(
+        (f"CAST({quote_ident(by_name[c])} AS VARCHAR)" if c in by_name else "NULL") + f" AS {c}"
+        for c in EXPORT_LINEAGE
+    )
 
 
 def _mark_missing_deleted(con: duckdb.DuckDBPyConnection, s: _Staged, ctx: _RunContext) -> None:

@@ -244,9 +244,11 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 # Columns of a canonical row converted from a CRM export: the export file's name and the
-# row's line in it (ingestion.sources.export). Every export view has them; adapters pass
-# them on; the loader keeps them in _attributes and names failing rows by them.
-EXPORT_LINEAGE: tuple[str, ...] = ("_export_file", "_export_line")
+# row's line in it (ingestion.sources.export), and, for a row an adapter derives from one
+# cell of a wide row (a "date entered <stage>" column), that column's header. Every export
+# view has the first two; adapters pass them on; the loader keeps them in _attributes,
+# names failing rows by them and records them in quality.quarantine.
+EXPORT_LINEAGE: tuple[str, ...] = ("_export_file", "_export_line", "_export_column")
 
 LANDING_FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
 

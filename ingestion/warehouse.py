@@ -15,7 +15,7 @@ from typing import IO
 import duckdb
 
 from ingestion.errors import ConfigError, WarehouseLockedError
-from ingestion.schema import ENTITIES, LINEAGE_COLUMNS, SQL_TYPES, Entity
+from ingestion.schema import ENTITIES, EXPORT_LINEAGE, LINEAGE_COLUMNS, SQL_TYPES, Entity
 
 RAW_SCHEMA = "raw"
 QUALITY_SCHEMA = "quality"
@@ -179,6 +179,11 @@ def write_run_context(con: duckdb.DuckDBPyConnection, as_of: str, run_id: str) -
     )
 
 
+# quality.quarantine's columns from a row's export lineage (EXPORT_LINEAGE, in order):
+# export_file, export_line, export_column.
+QUARANTINE_EXPORT_COLUMNS: tuple[str, ...] = tuple(c.lstrip("_") for c in EXPORT_LINEAGE)
+
+
 def create_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The hygiene gate's records: what was loaded, quarantined, and every rule's result."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
@@ -214,6 +219,13 @@ def create_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
             entity VARCHAR, batch_id VARCHAR, source_file VARCHAR, source_row BIGINT,
             raw_row JSON, failed_rules JSON, quarantined_at TIMESTAMP, run_id VARCHAR)"""
     )
+    # Where a row converted from a CRM export was in the user's own file (source_file /
+    # source_row name the converted landing file): NULL for a canonical landing. Added
+    # later, at the end: ALTER for old warehouses, so both have one column order.
+    for column in QUARANTINE_EXPORT_COLUMNS:
+        con.execute(
+            f"ALTER TABLE {QUALITY_SCHEMA}.quarantine ADD COLUMN IF NOT EXISTS {column} VARCHAR"
+        )
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {QUALITY_SCHEMA}.validation_results (
             run_id VARCHAR, validated_at TIMESTAMP, batch_id VARCHAR, entity VARCHAR,

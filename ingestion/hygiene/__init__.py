@@ -26,7 +26,8 @@ The frame contract (one batch's staged rows of one entity, before publishing):
   and failing rows are reported as ``(source_file, source_row)`` pairs (file ``None``
   when the frame has no ``_source_file``);
 - ``_export_file`` and ``_export_line`` (str, optional): the CRM export file and line a
-  converted row came from; a failing row is then named by them (``row_reference``);
+  converted row came from, and ``_export_column`` (str, optional) the column of a row
+  derived from one cell; a failing row is then named by them (``row_reference``);
 - ``<c>__parses`` (bool) for each non-string contract column ``c`` the file had: False
   where the raw text did not parse (absent: every value parsed); optionally ``<c>__raw``
   (the raw text), shown as the example of a parse failure;

@@ -79,14 +79,17 @@ def row_reference(
     source_row: int,
     export_file: str | None = None,
     export_line: str | None = None,
+    export_column: str | None = None,
 ) -> str:
     """How a message names a row: the CRM export's own file and line when the row was
     converted from one (``Opportunity.csv:42``, or ``Opportunity.csv record 41 (line 42
-    without multi-line values)`` when the file has values spanning lines), else the
-    landing file's (``<batch>/<entity>.csv:5``), else ``row 5``."""
+    without multi-line values)`` when the file has values spanning lines), with the
+    column when the row came from one cell of it (``deals.csv:17 (column Date entered
+    Won)``), else the landing file's (``<batch>/<entity>.csv:5``), else ``row 5``."""
     if _present(export_file) and _present(export_line):
         line = str(export_line).strip()
-        return f"{export_file}:{line}" if line.isdigit() else f"{export_file} {line}"
+        ref = f"{export_file}:{line}" if line.isdigit() else f"{export_file} {line}"
+        return f"{ref} (column {export_column})" if _present(export_column) else ref
     return f"{source_file}:{source_row}" if source_file is not None else f"row {source_row}"
 
 
@@ -192,8 +195,9 @@ def _row_ids(
     source: _Source, positions: np.ndarray
 ) -> tuple[tuple[tuple[str | None, int], ...], tuple[str, ...]]:
     """The failing rows' (source_file, source_row) pairs, sorted, and how the message
-    names each: by the export file and line (optional ``_export_file`` and
-    ``_export_line`` frame columns, set for rows an adapter converted), else the pair."""
+    names each: by the export file and line (optional ``_export_file``, ``_export_line``
+    and ``_export_column`` frame columns, set for rows an adapter converted), else the
+    pair."""
     if not len(positions):
         return (), ()
     rows = source.frame["_source_row"].to_numpy()[positions].tolist()
@@ -208,11 +212,12 @@ def _row_ids(
             (int(r) for r in rows),
             column("_export_file"),
             column("_export_line"),
+            column("_export_column"),
             strict=True,
         ),
         key=lambda p: (p[0] or "", p[1]),
     )
-    pairs = tuple((f, r) for f, r, _ef, _el in found)
+    pairs = tuple((f, r) for f, r, *_export in found)
     refs = tuple(row_reference(*p) for p in found)
     return pairs, refs
 

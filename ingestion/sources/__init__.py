@@ -53,7 +53,7 @@ from ingestion.stages import StageMap
 
 ADAPTERS = ("salesforce", "hubspot", "pipedrive", "mapping")
 # Bumped when an adapter's output changes, so converted batches are converted again.
-CONVERTER_VERSION = "6"
+CONVERTER_VERSION = "7"
 _FINGERPRINT = ".fingerprint"
 NOTES_FILE = "_conversion.json"  # "_" files are not landing files to the loader
 

@@ -74,12 +74,17 @@ class Export:
     def bool(self, name: str) -> str:
         return bool_sql(self.col(name))
 
-    def lineage(self) -> list[str]:
+    def lineage(self, column: str | None = None) -> list[str]:
         """SELECT items carrying each row's place in the export file (``_export_file``,
         ``_export_line``) to the canonical row it becomes, so the gate names the user's
         own file and line (``Opportunity.csv:42``), not the converted file. Only for a
-        query reading this file's view alone (one canonical row per export row)."""
-        return [f"{c} AS {c}" for c in EXPORT_LINEAGE]
+        query reading this file's view alone (one canonical row per export row).
+
+        ``column``: for a row derived from one cell of the export row (a wide "date
+        entered" column), SQL giving that column's header (``_export_column``), so the
+        message names the cell: ``deals.csv:17 (column Date entered Won)``."""
+        items = ["_export_file AS _export_file", "_export_line AS _export_line"]
+        return items if column is None else [*items, f"{column} AS _export_column"]
 
     def extras(self, mapped: Iterable[str], entity: str) -> list[str]:
         """SELECT items for the columns the adapter did not map, kept as attributes (the

@@ -377,9 +377,12 @@ def _wide_stage_changes(deals: Export) -> str | None:
         # hs_v2_ first: when both forms of one stage exist, the v2 value wins.
         headers.sort(key=lambda h: not h.strip().lower().startswith(_V2_ENTERED))
         value = "coalesce(" + ", ".join(deals.col(h) for h in headers) + ")"
+        # Named by its deal's row and the column its date came from.
+        whens = (f"WHEN {deals.col(h)} IS NOT NULL THEN {sql_str(h.strip())}" for h in headers)
+        column = f"CASE {' '.join(whens)} END"
         parts.append(
             f"SELECT {deal_id} AS opportunity_id, {sql_str(stage)} AS stage, "
-            f"{_ts(deals, value)} AS changed_at, {', '.join(deals.lineage())} "
+            f"{_ts(deals, value)} AS changed_at, {', '.join(deals.lineage(column))} "
             f"FROM {deals.view} WHERE {value} IS NOT NULL"
         )
     return " UNION ALL ".join(parts) or None
@@ -409,6 +412,7 @@ def _history_stage_changes(history: Export, out: Conversion) -> str:
         f"{value} AS stage",
         f"{_ts(history, when)} AS changed_at",
         *history.extras(used, "stage_changes"),
+        *history.lineage(),
     ]
     is_stage = f"lower({prop}) = 'dealstage'"
     where = "" if prop_name is None else f" WHERE {is_stage}"
@@ -523,6 +527,7 @@ def _users(owners: Export, notes: list[str]) -> str:
         f"{_ts(owners, col['created_at'])} AS created_at",
         f"{_ts(owners, col['updated_at'])} AS updated_at",
         *owners.extras([n for _e, n in picked.values() if n], "users"),
+        *owners.lineage(),
     ]
     return f"SELECT {', '.join(items)} FROM {owners.view}"
 
@@ -563,6 +568,7 @@ def _activities(engagements: Export, notes: list[str]) -> str:
     used = [n for _c, (_e, n) in picked.items() if n]
     used += [n for n in fields["subject"] if engagements.has(n)]
     items += engagements.extras(used, "activities")
+    items += engagements.lineage()
     return f"SELECT {', '.join(items)} FROM {engagements.view}"
 
 

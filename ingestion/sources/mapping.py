@@ -729,9 +729,11 @@ def _stage_entered_sql(em: EntityMap, ex: Export, mp: MappingFile) -> str:
         changed_at = _timestamp_sql(
             ex.col(src), em.dates.get(_norm(src), mp.date_formats), ex.date_order
         )
+        # Named by its deal's row and the column (the file's own header) of the date.
+        header = sql_str(ex.headers[_norm(src)].strip())
         selects.append(
             f"SELECT {id_expr} AS opportunity_id, {sql_str(label)} AS stage, "
-            f"{changed_at} AS changed_at, {', '.join(ex.lineage())} "
+            f"{changed_at} AS changed_at, {', '.join(ex.lineage(header))} "
             f"FROM {ex.view} WHERE {ex.col(src)} IS NOT NULL"
         )
     if not selects:

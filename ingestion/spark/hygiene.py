@@ -261,7 +261,7 @@ def _map_outcome(check: Check, severity: Severity, result: Any, entity: Entity) 
     refs = tuple(
         row_reference(
             r.get("_source_file"), int(r["_source_row"]), r.get("_export_file"),
-            r.get("_export_line"),
+            r.get("_export_line"), r.get("_export_column"),
         )
         for r in failing
     )  # fmt: skip

@@ -491,9 +491,18 @@ def _publish(
         raw_json = F.to_json(
             F.struct(*[F.col(_q(h)) for h in s.header]), {"ignoreNullFields": "false"}
         )
+        # A converted CRM export's row also names the user's own file and line (NULL for
+        # a canonical landing file), as on DuckDB (ingestion.loader._publish).
+        by_name: dict[str, str] = {}
+        for name in s.header:
+            by_name.setdefault(name.strip().lower(), name)
+        export = [
+            F.col(_q(by_name[c])).cast("string") if c in by_name else F.lit(None).cast("string")
+            for c in EXPORT_LINEAGE
+        ]
         rows = s.raw.join(bad, s.raw["_source_row"] == bad["_bad_row"]).select(
             F.lit(entity.name), F.lit(f.batch_id), F.lit(f.relative), F.col("_source_row"),
-            raw_json, F.col("rules"), F.lit(ctx.ingested_at), F.lit(ctx.run_id),
+            raw_json, F.col("rules"), F.lit(ctx.ingested_at), F.lit(ctx.run_id), *export,
         )  # fmt: skip
         rows.write.insertInto(f"{QUALITY_SCHEMA}.quarantine")
     s.result.quarantined_rows = len(bad_rows)

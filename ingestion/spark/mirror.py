@@ -58,9 +58,10 @@ def parquet_files(folder: Path) -> list[Path]:
 
 def parquet_select(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str:
     """A SELECT of every column of a Spark table's Parquet files, Spark's instants as
-    DuckDB's naive UTC (the connection's TimeZone must be UTC)."""
+    DuckDB's naive UTC (the connection's TimeZone must be UTC). By name: files written
+    before a column was added to the table (quarantine's export_file ...) lack it."""
     paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-    source = f"read_parquet([{paths}])"
+    source = f"read_parquet([{paths}], union_by_name = true)"
     items = []
     for name, type_, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
         column = '"' + name.replace('"', '""') + '"'

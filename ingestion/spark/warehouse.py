@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ingestion.schema import ENTITIES, LINEAGE_COLUMNS, Entity
-from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA, SCHEMAS
+from ingestion.warehouse import QUALITY_SCHEMA, QUARANTINE_EXPORT_COLUMNS, RAW_SCHEMA, SCHEMAS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -62,6 +62,7 @@ QUALITY_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("entity", "STRING"), ("batch_id", "STRING"), ("source_file", "STRING"),
         ("source_row", "BIGINT"), ("raw_row", "STRING"), ("failed_rules", "STRING"),
         ("quarantined_at", "TIMESTAMP"), ("run_id", "STRING"),
+        *((c, "STRING") for c in QUARANTINE_EXPORT_COLUMNS),
     ),
     "validation_results": (
         ("run_id", "STRING"), ("validated_at", "TIMESTAMP"), ("batch_id", "STRING"),
@@ -101,3 +102,10 @@ def create_tables(spark: SparkSession) -> None:
     for name, columns in tables.items():
         if name not in existing:
             spark.sql(f"CREATE TABLE {name} ({ddl_schema(columns)}) USING parquet")
+        elif name.startswith(f"{QUALITY_SCHEMA}."):
+            # A quality table of an earlier version gets the columns added since, at the
+            # end (quarantine's export_file ...): the loader appends rows by position.
+            have = {f.name for f in spark.table(name).schema.fields}
+            added = [(n, t) for n, t in columns if n not in have]
+            if added:
+                spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({ddl_schema(added)})")

@@ -68,8 +68,26 @@ order by stage_order
 """
 
 
+# How many quarantined rows the quality line names before "and N more".
+_QUARANTINED_SHOWN = 5
+# The run's quarantined rows in the order a user reads their files: batch, file (the
+# export's when the row came from one), line.
+_QUARANTINED_SQL = f"""
+select source_file, source_row, export_file, export_line, export_column
+from quality.quarantine where run_id = ?
+order by batch_id, coalesce(export_file, source_file),
+    try_cast(regexp_extract(export_line, '\\d+') as bigint) nulls last, source_row,
+    export_column
+limit {_QUARANTINED_SHOWN}
+"""
+
+
 def quality_summary(warehouse: Path, run_id: str) -> str | None:
-    """One line on what the hygiene gate held back in this run, if anything."""
+    """One line on what the hygiene gate held back in this run, if anything: how many rows
+    were quarantined, the first few named by the user's own export file and line (or the
+    landing file's), and the query that lists them with their reasons."""
+    from ingestion.hygiene.outcomes import row_reference
+
     con = connect(warehouse, read_only=True)
     try:
         quarantined, rejected = con.execute(
@@ -78,13 +96,18 @@ def quality_summary(warehouse: Path, run_id: str) -> str | None:
             "from quality.ingestion_log where run_id = ?",
             [run_id],
         ).fetchone()
+        first = con.execute(_QUARANTINED_SQL, [run_id]).fetchall() if quarantined else []
     finally:
         con.close()
     if not quarantined and not rejected:
         return None
+    rows = ", ".join(row_reference(*r) for r in first)
+    more = quarantined - len(first)
+    rows += f" and {more:,} more" if more > 0 else ""
     return (
-        f"{quarantined:,} row(s) quarantined with their reasons: "
-        f"select * from quality.quarantine where run_id = '{run_id}'"
+        f"{quarantined:,} row(s) quarantined with their reasons"
+        + (f" ({rows})" if rows else "")
+        + f": select * from quality.quarantine where run_id = '{run_id}'"
     )
 
 

@@ -667,6 +667,11 @@ def test_row_reference_prefers_the_export_file_and_line():
     assert row_reference(
         "b/accounts.csv", 3, "Account.csv", "record 3 (line 4 without multi-line values)"
     ) == ("Account.csv record 3 (line 4 without multi-line values)")
+    # A row derived from one cell of a wide row (a date-entered column): the column too.
+    assert row_reference(
+        "b/stage_changes.csv", 9, "deals.csv", "17", "Date entered Closed Won"
+    ) == ("deals.csv:17 (column Date entered Closed Won)")
+    assert row_reference("b/stage_changes.csv", 9, "deals.csv", "17", None) == "deals.csv:17"
     # A canonical (crm) landing: the landing file's row, as before.
     assert row_reference("b/opportunities.csv", 5) == "b/opportunities.csv:5"
     assert row_reference("b/opportunities.csv", 5, None, None) == "b/opportunities.csv:5"

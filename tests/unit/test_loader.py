@@ -11,7 +11,7 @@ import pytest
 from ingestion.errors import LandingError
 from ingestion.loader import ingest
 from ingestion.stages import StageMap
-from ingestion.warehouse import connect
+from ingestion.warehouse import connect, create_quality_tables
 
 OPP = "opportunity_id,created_at,stage,amount,updated_at"
 SC = "opportunity_id,stage,changed_at"
@@ -203,6 +203,70 @@ def test_bad_rows_are_quarantined_with_raw_values_and_reasons(con, landing, batc
     (result,) = report.files
     assert (result.input_rows, result.loaded_rows, result.quarantined_rows) == (4, 1, 3)
     assert result.duplicate_rows == 0
+
+
+def test_a_converted_rows_quarantine_names_the_users_export_file_and_line(con, landing, batch):
+    """A landing file an adapter converted carries each row's export file and line (and
+    the column of a row derived from one cell): the quarantine records them beside the
+    converted file's source_file / source_row. A canonical file leaves them empty."""
+    batch(
+        "b1",
+        "opportunities",
+        OPP + ",_export_file,_export_line",
+        "o1,2026-01-01,prospecting,100,,deals.csv,2",
+        "o2,2026-01-02,meeting,lots,,deals.csv,record 3 (line 4 without multi-line values)",
+    )
+    batch(
+        "b1",
+        "stage_changes",
+        SC + ",_export_file,_export_line,_export_column",
+        "o1,prospecting,2026-01-01,deals.csv,2,Entered Prospecting",
+        "o1,meeting,soon,deals.csv,2,Entered Meeting",
+    )
+    batch("b2", "opportunities", OPP, "o3,2026-01-05,prospecting,-1,")
+    ingest(con, landing, quarantine_max_share=1.0)
+    assert rows(
+        con,
+        "select source_file, source_row, export_file, export_line, export_column "
+        "from quality.quarantine order by source_file",
+    ) == [
+        ("b1/opportunities.csv", 2, "deals.csv", "record 3 (line 4 without multi-line values)",
+         None),
+        ("b1/stage_changes.csv", 2, "deals.csv", "2", "Entered Meeting"),
+        ("b2/opportunities.csv", 1, None, None, None),
+    ]  # fmt: skip
+    # raw_row still holds the converted row whole, as before.
+    ((raw,),) = rows(con, "select raw_row from quality.quarantine where entity = 'stage_changes'")
+    assert json.loads(raw)["_export_column"] == "Entered Meeting"
+
+
+def test_an_older_quarantine_table_gets_the_export_columns(tmp_path):
+    """A warehouse from before the export columns: they are added at the end, its rows
+    keep their values, and the next quarantine writes all of them."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as old:
+        old.execute("CREATE SCHEMA quality")
+        old.execute(
+            "CREATE TABLE quality.quarantine (entity VARCHAR, batch_id VARCHAR, "
+            "source_file VARCHAR, source_row BIGINT, raw_row JSON, failed_rules JSON, "
+            "quarantined_at TIMESTAMP, run_id VARCHAR)"
+        )
+        old.execute(
+            "INSERT INTO quality.quarantine VALUES ('opportunities', 'b0', "
+            "'b0/opportunities.csv', 1, '{}', '[]', TIMESTAMP '2026-01-01', 'r0')"
+        )
+    c = connect(path)
+    try:
+        create_quality_tables(c)  # what every run does first (create_raw_tables)
+        columns = [r[0] for r in c.execute("DESCRIBE quality.quarantine").fetchall()]
+        assert columns[-4:] == ["run_id", "export_file", "export_line", "export_column"]
+        assert rows(c, "select batch_id, source_row, export_file from quality.quarantine") == [
+            ("b0", 1, None)
+        ]
+    finally:
+        c.close()
 
 
 def test_too_many_bad_rows_reject_the_batch_and_publish_nothing(con, landing, batch):

@@ -115,9 +115,10 @@ def test_merged_deal_is_soft_deleted(fixture_out):
             "stage": "appointmentscheduled",
             "changed_at": "2026-01-12T00:00:00Z",
             # Derived from deal 1008's row: named by it (a value spans lines in this
-            # file, so records are counted).
+            # file, so records are counted) and by the column its date came from.
             "_export_file": "deals.csv",
             "_export_line": "record 6 (line 7 without multi-line values)",
+            "_export_column": "hs_v2_date_entered_appointmentscheduled",
         }
     ]
 
@@ -343,3 +344,41 @@ def test_history_without_deals_and_reconversion_is_skipped(tmp_path):
     assert not (out / B2 / "opportunities.csv").exists()
     # converted once: the same files again are not converted (no notes)
     assert convert(landing, out) == []
+
+
+def test_every_row_names_its_export_file_and_line(fixture_out):
+    """Owners, engagements and history rows carry the user's file and line like the
+    deals; a stage change from a wide date-entered column also names the column."""
+    out, _notes = fixture_out
+
+    def ref(row: dict[str, str]) -> tuple[str, ...]:
+        return (row["_export_file"], row["_export_line"], row.get("_export_column", ""))
+
+    users = by_id(out / B1 / "users.csv", "user_id")
+    assert ref(users["hubspot:51000002"]) == ("owners.csv", "3", "")
+    # engagements.csv holds a body spanning two lines: records are counted.
+    acts = by_id(out / B1 / "activities.csv", "activity_id")
+    assert ref(acts["hubspot:60002"]) == (
+        "engagements.csv", "record 2 (line 3 without multi-line values)", ""
+    )  # fmt: skip
+    changes = {
+        (r["opportunity_id"], r["stage"], r["changed_at"][:10], r["_export_file"]): ref(r)
+        for r in rows(out / B1 / "stage_changes.csv") + rows(out / B2 / "stage_changes.csv")
+    }
+    # Deal 1004 has both hs_v2_date_entered_closedwon and the legacy column: the v2
+    # value is the one taken, so the v2 column is named.
+    assert changes["hubspot:1004", "closedwon", "2026-01-30", "deals.csv"] == (
+        "deals.csv", "record 4 (line 5 without multi-line values)", "hs_v2_date_entered_closedwon"
+    )  # fmt: skip
+    # Batch 2: deal 1005 on line 3 of Deals.csv (header as written), and its two entries
+    # into presentationscheduled in deal_property_history.csv, lines 4 and 6.
+    assert changes["hubspot:1005", "presentationscheduled", "2026-02-13", "Deals.csv"] == (
+        "Deals.csv", "3", "HS_V2_Date_Entered_presentationscheduled"
+    )  # fmt: skip
+    history = "deal_property_history.csv"
+    assert changes["hubspot:1005", "presentationscheduled", "2026-02-13", history] == (
+        history, "4", ""
+    )  # fmt: skip
+    assert changes["hubspot:1005", "presentationscheduled", "2026-02-23", history] == (
+        history, "6", ""
+    )  # fmt: skip

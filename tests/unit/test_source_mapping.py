@@ -87,12 +87,19 @@ def test_wide_stage_entered_columns_become_stage_changes(converted):
         ("2026-01-20 00:00:00", "Proposal"),
         ("2026-02-04 00:00:00", "Won"),
     ]
-    # Each derived row is named by its deal's row in the user's file (deals.csv line 2).
-    assert {
-        (r["_export_file"], r["_export_line"])
+    # Each derived row is named by its deal's row in the user's file (deals.csv line 2)
+    # and the column its date is in, as the file writes it.
+    assert sorted(
+        (r["_export_file"], r["_export_line"], r["_export_column"])
         for r in changes
         if r["opportunity_id"] == "home:D-101"
-    } == {("deals.csv", "2")}
+    ) == [
+        ("deals.csv", "2", "Created"),
+        ("deals.csv", "2", "Entered Demo"),
+        ("deals.csv", "2", "Entered Proposal"),
+        ("deals.csv", "2", "Entered Qualified"),
+        ("deals.csv", "2", "Won on"),
+    ]
     # D-105 skipped Qualified (empty cell: no stage change).
     assert sorted(r["stage"] for r in changes if r["opportunity_id"] == "home:D-105") == [
         "Demo",

@@ -361,3 +361,45 @@ def test_unknown_amounts_print_as_n_a_not_zero(tmp_path):
 def test_bottleneck_needs_enough_intervals_and_names_a_tie(tmp_path, durations, expected):
     warehouse = build_warehouse(tmp_path / "w.duckdb", durations=durations)
     assert kpi_lines(warehouse)[6] == f"  bottleneck stage     {expected}"
+
+
+def test_the_quality_line_names_the_first_quarantined_rows_by_the_users_files(tmp_path):
+    """Seven rows quarantined in run r1: the line names the first five in the order a
+    user reads the files (batch, export file or landing file, line), by the export's own
+    file and line where the row came from one, and counts the rest."""
+    from ingestion.warehouse import connect, create_quality_tables
+    from orchestration.lib.summary import quality_summary
+
+    path = tmp_path / "w.duckdb"
+    con = connect(path)
+    create_quality_tables(con)
+    con.execute(
+        "insert into quality.ingestion_log (run_id, batch_id, quarantined_rows, status) "
+        "values ('r1', 'b1', 6, 'published'), ('r1', 'b2', 1, 'published'), "
+        "('r0', 'b0', 1, 'published')"
+    )
+    quarantined = [
+        # batch, source file, row, export file, export line, export column, run
+        ("b1", "b1/stage_changes.csv", 1, "deals.csv", "17", "Won on", "r1"),
+        ("b1", "b1/opportunities.csv", 4, "deals.csv", "9", None, "r1"),
+        ("b1", "b1/opportunities.csv", 2, "deals.csv", "10", None, "r1"),
+        ("b1", "b1/stage_changes.csv", 3, "deal_changes.csv", "4", None, "r1"),
+        ("b1", "b1/activities.csv", 1, "activity.csv", "record 2 (line 3 ...)", None, "r1"),
+        ("b1", "b1/users.csv", 2, "users.csv", "3", None, "r1"),
+        ("b2", "b2/opportunities.csv", 5, None, None, None, "r1"),  # a canonical file
+        ("b0", "b0/opportunities.csv", 1, None, None, None, "r0"),  # another run's
+    ]
+    con.executemany(
+        "insert into quality.quarantine (batch_id, source_file, source_row, export_file, "
+        "export_line, export_column, run_id) values (?, ?, ?, ?, ?, ?, ?)",
+        quarantined,
+    )
+    con.close()
+    # b1 by file name: activity.csv, deal_changes.csv, deals.csv (9, 10, 17), users.csv;
+    # line 10 after line 9 (numbers, not text); b2's row and users.csv are the 2 more.
+    assert quality_summary(path, "r1") == (
+        "7 row(s) quarantined with their reasons (activity.csv record 2 (line 3 ...), "
+        "deal_changes.csv:4, deals.csv:9, deals.csv:10, deals.csv:17 (column Won on) and 2 "
+        "more): select * from quality.quarantine where run_id = 'r1'"
+    )
+    assert quality_summary(path, "r2") is None  # nothing held back in that run
