@@ -139,7 +139,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         connect(cfg.warehouse).close()  # fail fast when another process holds the warehouse
     log_path = _run_log_path(cfg.warehouse)
-    print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({cfg.source} source)", file=err)
+    origin = (
+        f"{cfg.source} source"
+        if not cfg.source_list
+        else "sources " + ", ".join(f"{s.name} ({s.kind})" for s in cfg.sources)
+    )
+    print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({origin})", file=err)
     print(f"Full log (dbt output included): {log_path}", file=err)
     # dagster-dbt echoes every dbt log line to stdout; the terminal gets the progress
     # lines and the summary, the log file gets everything.

@@ -28,7 +28,9 @@ def test_salesforce_and_hubspot_load_into_one_warehouse(tmp_path, capsys):
         ["run", "--config", str(config), "--warehouse", str(warehouse),
          "--as-of", "2026-03-15T00:00:00Z"]
     )  # fmt: skip
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "UTC (sources sfdc (salesforce), hs (hubspot))" in err.splitlines()[0]
     # Each fixture has 8 deals (see test_source_salesforce / test_source_hubspot).
     assert query(
         warehouse,
