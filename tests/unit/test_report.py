@@ -96,6 +96,8 @@ MARTS: dict[str, tuple[str, list[tuple]]] = {
             ("2026-11-19", "proposal", 4, 1, 10_000.0),
             ("2026-11-20", "meeting", 3, 2, 20_000.0),
             ("2026-11-20", "proposal", 4, 1, 20_000.0),
+            # Open that day in a closed stage: a deal lost, revived on 2026-11-20.
+            ("2026-11-19", "closed_lost", 7, 1, 5_000.0),
         ],
     ),
     "kpi_forecast_monthly": (
@@ -132,6 +134,7 @@ MARTS: dict[str, tuple[str, list[tuple]]] = {
             ("U1", "2026-10-01", 2, 2, 30_000.0, 40.0, 6.0, 1),
             ("U1", "2026-11-01", 1, 0, 10_000.0, 70.0, 9.0, 2),
             ("U2", "2026-11-01", 0, 1, 0.0, None, None, 1),
+            ("U3", "2026-11-01", 1, 0, 5_000.0, 20.0, 4.0, 0),
         ],
     ),
     # U1's attainment: (30,000 + 10,000) / (20,000 + 40,000) = 66.7%; coverage in 2026-11.
@@ -141,6 +144,8 @@ MARTS: dict[str, tuple[str, list[tuple]]] = {
         [
             ("U1", "2026-10-01", 20_000.0, 30_000.0, 0.0, None, None),
             ("U1", "2026-11-01", 40_000.0, 10_000.0, 30_000.0, 1.5, 0.75),
+            # U3 has won this month's quota: no coverage to compute.
+            ("U3", "2026-11-01", 5_000.0, 5_000.0, 0.0, None, None),
         ],
     ),
     # Channel totals over the window: email 10 leads (4 qualified, 2 converted, 1 won).
@@ -297,8 +302,34 @@ def test_reps(page):
     rows = table_rows(block(page, "Rep performance"))
     assert rows == [
         [EVIL_REP, "3 / 5", "60.0%", "13,333", "50.0", "7.0", "66.7%", "1.50×", "0.75×"],
-        # No raw.users row: the owner id stands in for the name.
-        ["U2", "0 / 1", "0.0%", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"],
+        # No raw.users row: the owner id stands in for the name. U3 won 5,000 of a 5,000
+        # quota: nothing left to cover. U2 has no quota at all.
+        ["U3", "1 / 1", "100.0%", "5,000", "20.0", "4.0", "100.0%", "quota met", "quota met"],
+        ["U2", "0 / 1", "0.0%", "n/a", "n/a", "n/a", "n/a", "no quota", "no quota"],
+    ]
+
+
+def headers(fragment: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", fragment)]
+
+
+def test_daily_pipeline_names_a_closed_stage_held_by_a_deal_revived_later(page):
+    traces = chart_traces(page, "chart-daily-pipeline")
+    assert [(t["name"], t["y"], t["line"]["color"]) for t in traces] == [
+        ("meeting", [20_000.0, 20_000.0], "#4292c6"),
+        ("proposal", [10_000.0, 20_000.0], "#2171b5"),
+        ("closed_lost (reopened later)", [5_000.0], "#bdbdbd"),
+    ]
+
+
+def test_leads_by_channel_give_rates_of_the_leads(page):
+    leads = block(page, "Leads by channel, cohorts of the last 12 months")
+    assert headers(leads) == ["channel", "leads", "qualified (% of leads)",
+                              "converted (% of leads)", "won deals", "won amount"]  # fmt: skip
+    # email: 4 of 10 qualified, 2 of 10 converted; the other channel 1 of 2, 0 of 2.
+    assert table_rows(leads) == [
+        ["email", "10", "40.0%", "20.0%", "1", "5,000"],
+        [EVIL_CHANNEL, "2", "50.0%", "0.0%", "0", "0"],
     ]
 
 

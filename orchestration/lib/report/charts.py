@@ -40,6 +40,7 @@ STAGE_COLOURS = {
 WON, LOST, CREATED, OPEN = "#31a354", "#de2d26", "#3182bd", "#756bb1"
 CONFIGURED, LEARNED = "#fd8d3c", "#3182bd"
 BOTTLENECK = "#e6550d"
+NO_STAGE = "#bdbdbd"
 # A bar chart stays readable up to about this many bars; its table lists every row.
 MAX_BARS = 25
 # The batch table lists the latest batches; a daily export adds one a day for years.
@@ -360,7 +361,8 @@ def funnel_section(data: ReportData) -> Section:
             "funnel_cohorts",
             cohorts,
             note="conversion_rate_to_next of fct_funnel: reached of the next step ÷ reached "
-            "of this one, for the deals created in each month.",
+            "of this one, for the deals created in each month. The latest cohorts still "
+            "have open deals: their later steps are still filling.",
         )
     )
 
@@ -486,15 +488,20 @@ def pipeline_section(data: ReportData) -> Section:
     def daily(frame: pd.DataFrame) -> tuple[Markup, None]:
         fig = go.Figure()
         for stage, rows in frame.groupby("stage", sort=False):
+            name, colour = label(stage), STAGE_COLOURS.get(str(stage), NO_STAGE)
+            if data.open_stages is not None and stage not in data.open_stages | {"no stage"}:
+                # Open then, in a closed stage: a deal lost and later revived (or won and
+                # later lost). Not the stage's own colour: it is not lost (won) pipeline.
+                name, colour = f"{name} (reopened later)", NO_STAGE
             fig.add_trace(
                 go.Scatter(
                     x=rows["snapshot_date"],
                     y=rows["open_amount"],
-                    name=label(stage),
+                    name=name,
                     stackgroup="open",
                     mode="lines",
-                    line={"width": 0.5, "color": STAGE_COLOURS.get(str(stage), "#bdbdbd")},
-                    hovertemplate=f"{label(stage)}: %{{y:,.0f}}<extra></extra>",
+                    line={"width": 0.5, "color": colour},
+                    hovertemplate=f"{name}: %{{y:,.0f}}<extra></extra>",
                 )
             )
         fig.update_layout(hovermode="x unified")
@@ -509,7 +516,9 @@ def pipeline_section(data: ReportData) -> Section:
             "daily",
             daily,
             note="Amount of the opportunities open at the end of each day, under the stage "
-            "they held then (fct_pipeline_daily_snapshot).",
+            "they held then (fct_pipeline_daily_snapshot). A deal lost and later revived "
+            "counts as open while it sat in closed_lost (one won and later lost, in "
+            "closed_won): shown in grey, “reopened later”.",
             wide=True,
         )
     )
@@ -782,8 +791,8 @@ def reps_section(data: ReportData) -> Section:
                 number(r.avg_cycle_days, 1),
                 number(r.touchpoints_per_win, 1),
                 pct(r.attainment),
-                ratio(r.coverage_ratio),
-                ratio(r.weighted_coverage_ratio),
+                _coverage(r.coverage_ratio, r.remaining_quota),
+                _coverage(r.weighted_coverage_ratio, r.remaining_quota),
             ]
             for r in frame.itertuples()
         ]
@@ -812,7 +821,8 @@ def reps_section(data: ReportData) -> Section:
             reps,
             note="From kpi_rep_monthly and kpi_pipeline_coverage. Attainment: won amount ÷ "
             "quota over the quota months of the window. Coverage (month of as_of): open "
-            "amount expected to close this month ÷ the quota still to win; weighted: the "
+            "amount expected to close this month ÷ the quota still to win (“quota "
+            "met” when nothing is left to win); weighted: the "
             f"expected (probability-weighted) amount ÷ the same. The chart shows the "
             f"{MAX_BARS} reps with the largest won amount, the table every rep.",
             empty_window="no rep closed, held or was given a quota for a deal in the last "
@@ -821,6 +831,16 @@ def reps_section(data: ReportData) -> Section:
         )
     )
     return section
+
+
+def _coverage(value: Any, remaining_quota: Any) -> str:
+    """A coverage ratio, or why there is none: the month's quota is already won, or the
+    rep has no quota this month."""
+    if not _missing(value):
+        return ratio(value)
+    if _missing(remaining_quota):
+        return "no quota"
+    return "quota met" if remaining_quota == 0 else "n/a"
 
 
 # --- leads and after-sales -----------------------------------------------------------------
@@ -861,7 +881,15 @@ def leads_section(data: ReportData) -> Section:
             for r in frame.itertuples()
         ]
         table = Table(
-            ["channel", "leads", "qualified", "converted", "won deals", "won amount"], rows
+            [
+                "channel",
+                "leads",
+                "qualified (% of leads)",
+                "converted (% of leads)",
+                "won deals",
+                "won amount",
+            ],
+            rows,
         )
         return render(fig, "chart-leads"), table
 
@@ -928,7 +956,7 @@ def leads_section(data: ReportData) -> Section:
             [
                 "month",
                 "won",
-                "followed up",
+                "share followed up",
                 "median days to first activity",
                 "onboarded",
                 "renewed",
@@ -945,7 +973,8 @@ def leads_section(data: ReportData) -> Section:
             "post_sale",
             post_sale,
             note="Won deals with an activity on the deal within the follow-up window after "
-            "the win (forecast.follow_up_days, default 30), from kpi_post_sale.",
+            "the win (forecast.follow_up_days, default 30), from kpi_post_sale. The latest "
+            "wins are still inside their window, so the last month's share can still rise.",
         )
     )
     return section

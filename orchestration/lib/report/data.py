@@ -71,6 +71,8 @@ class ReportData:
     frames: dict[str, pd.DataFrame | None] = field(default_factory=dict)
     bottleneck: list[str] = field(default_factory=list)
     marts_last_day: date | None = None
+    # The stages of category open (fct_stage_history); None when that mart is missing.
+    open_stages: set[str] | None = None
 
     def frame(self, name: str) -> pd.DataFrame | None:
         return self.frames.get(name)
@@ -262,7 +264,8 @@ select
     w.touchpoints_weighted / nullif(w.won, 0) as touchpoints_per_win,
     q.quota_won / nullif(q.quota, 0) as attainment,
     c.coverage_ratio,
-    c.weighted_coverage_ratio
+    c.weighted_coverage_ratio,
+    c.remaining_quota
 from window_months w
 left join quota q using (owner_id)
 left join coverage c using (owner_id)
@@ -389,6 +392,14 @@ def _read(
         durations = con.execute(STAGE_DURATION_SQL).fetchall()
         data.bottleneck = bottleneck_stages(durations)[0]
     read("regressions", ("fct_stage_history",), _REGRESSIONS_SQL, [start])
+    if "fct_stage_history" in marts:
+        data.open_stages = {
+            stage
+            for (stage,) in con.execute(
+                "select distinct stage from marts.fct_stage_history "
+                "where stage_category = 'open'"
+            ).fetchall()
+        }
     if "fct_pipeline_daily_snapshot" in marts:
         (data.marts_last_day,) = con.execute(
             "select max(snapshot_date) from marts.fct_pipeline_daily_snapshot"
