@@ -396,8 +396,7 @@ def _read(
         data.open_stages = {
             stage
             for (stage,) in con.execute(
-                "select distinct stage from marts.fct_stage_history "
-                "where stage_category = 'open'"
+                "select distinct stage from marts.fct_stage_history where stage_category = 'open'"
             ).fetchall()
         }
     if "fct_pipeline_daily_snapshot" in marts:
