@@ -296,6 +296,11 @@ def test_forecast_and_backtest(page):
     backtest = block(page, "Backtest: error of each method at past month-ends")
     assert table_rows(backtest) == [["configured", "30.0%", "2"], ["learned", "20.0%", "2"]]
     assert "Trust the learned probabilities" in backtest
+    # The settled months counted reach back beyond the chart's window: it says so.
+    assert note_text(backtest).endswith(
+        "The table's mean is over every settled month of the history, as in the run "
+        "summary; the chart shows the last 12 months."
+    )
 
 
 def test_reps(page):

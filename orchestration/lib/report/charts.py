@@ -738,7 +738,9 @@ def forecast_section(data: ReportData) -> Section:
             f"brought by as_of (kpi_forecast_backtest; abs_pct_error). The mean counts only "
             f"settled months, whose month-end pipeline is at most "
             f"{SETTLED_MAX_OPEN_SHARE:.0%} still open: later months are still filling and "
-            f"every method looks as if it over-predicted.",
+            f"every method looks as if it over-predicted. The table's mean is over every "
+            f"settled month of the history, as in the run summary; the chart shows the last "
+            f"12 months.",
             empty_window="no past month-end to test against yet",
         )
     )
