@@ -259,7 +259,7 @@ def headline(data: ReportData) -> list[Kpi]:
             )
             fig.update_xaxes(showgrid=False, tickfont={"size": 9}, nticks=4)
             fig.update_yaxes(
-                showgrid=False, tickfont={"size": 9}, nticks=3, tickformat=formats[key]
+                showgrid=False, tickfont={"size": 9}, nticks=4, tickformat=formats[key]
             )
             chart = render(fig, f"kpi-{key}", height=110, sparkline=True)
         kpis.append(Kpi(name, value, detail, DEFINITIONS[key], chart))
