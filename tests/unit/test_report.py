@@ -8,6 +8,7 @@ The marts hold only the columns the report reads; the quality tables are the rea
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -382,6 +383,49 @@ def test_data_quality_shows_the_last_runs_checks_quarantine_and_batches(page):
         ["b2", "1", "1", "4", "1"],
     ]
     assert "Freshness at as_of: newest batch 2026-11-20 06:00 is 2.0 h old at as_of" in batches
+
+
+def test_dbt_tests_of_the_latest_build_are_counted_and_the_failures_listed(warehouse, page):
+    title = "dbt tests of the models"
+    assert empty_text(block(page, title)) == (
+        "No dbt test results beside the warehouse (dbt_target/run_results.json): no run "
+        "has reached dbt with this warehouse yet."
+    )
+    # A build of one model and three tests: one passed, one warned on 2 rows, one failed
+    # on 1 row. The model does not count; the failure is listed first, then the warning.
+    results = {
+        "metadata": {"generated_at": "2026-11-20T08:03:41.5Z"},
+        "results": [
+            {"unique_id": "model.crm_pipeline.kpi_monthly", "status": "success"},
+            {"unique_id": "test.crm_pipeline.not_null_a.1f", "status": "pass", "failures": 0},
+            {"unique_id": "test.crm_pipeline.accepted_values_b.2e", "status": "warn",
+             "failures": 2, "message": "Got 2 results, configured to warn if != 0"},
+            {"unique_id": "test.crm_pipeline.unique_c.3d", "status": "fail", "failures": 1,
+             "message": "Got 1 result, configured to fail if != 0\nsee the compiled SQL"},
+        ],
+    }  # fmt: skip
+    target = warehouse.parent / "dbt_target"
+    target.mkdir()
+    (target / "run_results.json").write_text(json.dumps(results))
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    tests = block(html, title)
+    assert note_text(tests) == (
+        "1 of 3 dbt tests passed (1 warn, 1 fail) in the latest dbt build at 2026-11-20 "
+        "08:03 UTC (dbt_target/run_results.json). A failing test stops the marts "
+        "downstream of it; a warning (severity warn) does not. Tests that did not pass:"
+    )
+    assert table_rows(tests) == [
+        ["unique_c", "fail", "1", "Got 1 result, configured to fail if != 0"],
+        ["accepted_values_b", "warn", "2", "Got 2 results, configured to warn if != 0"],
+    ]
+    # Every test passed: the count, and no table.
+    for r in results["results"][2:]:
+        r.update(status="pass", failures=0, message=None)
+    (target / "run_results.json").write_text(json.dumps(results))
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    tests = block(html, title)
+    assert note_text(tests).startswith("3 of 3 dbt tests passed in the latest dbt build at ")
+    assert empty_text(tests) == "Every dbt test passed." and "<table" not in tests
 
 
 def test_the_page_is_self_contained_with_plotly_inlined_once(page):

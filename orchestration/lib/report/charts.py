@@ -1026,9 +1026,56 @@ def quality_section(data: ReportData) -> Section:
                 wide=True,
             )
         )
+    section.blocks.append(_dbt_tests_block(data))
     section.blocks.append(_quarantine_block(data))
     section.blocks.append(_batches_block(data))
     return section
+
+
+# dbt's statuses of a test, the worst first.
+_DBT_ORDER = {"error": 0, "fail": 1, "warn": 2, "skipped": 3, "pass": 4}
+
+
+def _dbt_tests_block(data: ReportData) -> Block:
+    title = "dbt tests of the models"
+    found = data.dbt_tests
+    if found is None or not found.tests:
+        return Block(
+            title,
+            wide=True,
+            empty="No dbt test results beside the warehouse (dbt_target/run_results.json): "
+            "no run has reached dbt with this warehouse yet.",
+        )
+    tests = sorted(found.tests, key=lambda t: (_DBT_ORDER.get(t.status, 0), t.name))
+    counts = {status: sum(t.status == status for t in tests) for status in _DBT_ORDER}
+    others = [f"{counts[s]:,} {s}" for s in ("warn", "fail", "error", "skipped") if counts[s]]
+    when = "" if found.generated_at is None else f" at {found.generated_at:%Y-%m-%d %H:%M} UTC"
+    note = (
+        f"{counts['pass']:,} of {len(tests):,} dbt tests passed"
+        + (f" ({', '.join(others)})" if others else "")
+        + f" in the latest dbt build{when} (dbt_target/run_results.json). A failing test "
+        "stops the marts downstream of it; a warning (severity warn) does not."
+    )
+    problems = [t for t in tests if t.status != "pass"]
+    if not problems:
+        return Block(title, note=note, wide=True, empty="Every dbt test passed.")
+    rows = [
+        [
+            t.name,
+            t.status,
+            "" if t.failures is None else f"{int(t.failures):,}",
+            "" if not t.message else str(t.message).strip().splitlines()[0],
+        ]
+        for t in problems
+    ]
+    return Block(
+        title,
+        note=note + " Tests that did not pass:",
+        table=Table(
+            ["test", "status", "failing rows", "message"], rows, numeric_from=2, numeric_to=3
+        ),
+        wide=True,
+    )
 
 
 def _quarantine_block(data: ReportData) -> Block:
