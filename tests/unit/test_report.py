@@ -385,6 +385,26 @@ def test_data_quality_shows_the_last_runs_checks_quarantine_and_batches(page):
     assert "Freshness at as_of: newest batch 2026-11-20 06:00 is 2.0 h old at as_of" in batches
 
 
+def test_a_run_that_found_nothing_new_says_why_it_checked_so_little(warehouse, page):
+    # run-2 loaded files: its note carries no such sentence.
+    assert "found no new export file" not in note_text(block(page, "Checks of the run"))
+    # run-3, an hour later, found no new file: only its freshness check was recorded.
+    con = duckdb.connect(str(warehouse))
+    con.execute(
+        "insert into quality.validation_results (run_id, validated_at, entity, rule, "
+        "severity, success, observed, message) values ('run-3', '2026-11-20 09:00:00', "
+        "'landing', 'landing.freshness', 'warn', true, 'newest batch 3.0 h old', 'ok')"
+    )
+    con.close()
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    assert note_text(block(html, "Checks of the run")) == (
+        "1 of 1 rules passed in run run-3 (quality.validation_results); failures first. A "
+        "failed error rule quarantines its rows, or rejects its batch. This run found no new "
+        "export file, so only the landing checks ran; each batch's rules ran in the run that "
+        "loaded it (quality.validation_results)."
+    )
+
+
 def test_dbt_tests_of_the_latest_build_are_counted_and_the_failures_listed(warehouse, page):
     title = "dbt tests of the models"
     assert empty_text(block(page, title)) == (

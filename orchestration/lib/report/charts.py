@@ -1011,12 +1011,18 @@ def quality_section(data: ReportData) -> Section:
             for r in pd.concat([failed, checks[checks["passed"].astype(bool)]]).itertuples()
         ]
         passed = len(checks) - len(failed)
+        nothing_new = (
+            " This run found no new export file, so only the landing checks ran; each "
+            "batch's rules ran in the run that loaded it (quality.validation_results)."
+            if data.run_files == 0
+            else ""
+        )
         section.blocks.append(
             Block(
                 "Checks of the run",
                 note=f"{passed:,} of {len(checks):,} rules passed in run {data.run.run_id} "
                 f"(quality.validation_results); failures first. A failed error rule "
-                f"quarantines its rows, or rejects its batch.",
+                f"quarantines its rows, or rejects its batch.{nothing_new}",
                 table=Table(
                     ["entity", "rule", "status", "severity", "failing rows", "message"],
                     rows,

@@ -96,6 +96,8 @@ class ReportData:
     open_stages: set[str] | None = None
     # The dbt tests of the latest dbt build beside the warehouse; None without its results.
     dbt_tests: DbtTests | None = None
+    # Export files the run loaded (quality.ingestion_log); None when unknown.
+    run_files: int | None = None
 
     def frame(self, name: str) -> pd.DataFrame | None:
         return self.frames.get(name)
@@ -497,3 +499,7 @@ def _read_quality(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     data.frames["batches"] = _df(con, _BATCHES_SQL) if has else None
     data.frames["freshness"] = _df(con, _FRESHNESS_SQL, [run_id]) if has and run_id else None
     data.dbt_tests = read_dbt_tests(data.warehouse)
+    if has and run_id:
+        (data.run_files,) = con.execute(
+            f"select count(*) from {QUALITY_SCHEMA}.ingestion_log where run_id = ?", [run_id]
+        ).fetchone()
