@@ -68,6 +68,10 @@ def test_a_run_writes_the_dated_and_the_latest_report(demo):
     assert "Marts as of <strong>2026-11-29 06:00:00</strong>" in page
     # Every mart was built: no section explains a missing or empty one.
     assert "Not available:" not in page and "Nothing to show" not in page
+    # The run's dbt build is in the data-quality section: every one of its tests passed.
+    built = json.loads((data / "dbt_target" / "run_results.json").read_text())
+    tests = sum(r["unique_id"].startswith("test.") for r in built["results"])
+    assert tests > 50 and f"{tests} of {tests} dbt tests passed in the latest dbt build" in page
     # The tiles show what the summary printed.
     win_rate = re.search(r"win rate +(\S+)", stdout)[1]
     deal = re.search(r"average deal size +(\S+)", stdout)[1]
