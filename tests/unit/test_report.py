@@ -407,10 +407,17 @@ def test_a_run_that_found_nothing_new_says_why_it_checked_so_little(warehouse, p
 
 def test_dbt_tests_of_the_latest_build_are_counted_and_the_failures_listed(warehouse, page):
     title = "dbt tests of the models"
-    assert empty_text(block(page, title)) == (
-        "No dbt test results beside the warehouse (dbt_target/run_results.json): no run "
-        "has reached dbt with this warehouse yet."
+    missing = (
+        "No dbt test results beside the warehouse: dbt_target/run_results.json is missing "
+        "(no run has reached dbt with this warehouse yet) or unreadable."
     )
+    assert empty_text(block(page, title)) == missing
+    target = warehouse.parent / "dbt_target"
+    target.mkdir()
+    for damaged in ("{not json", "[]"):
+        (target / "run_results.json").write_text(damaged)
+        html, _ = build_report(warehouse, warehouse.parent / "reports")
+        assert empty_text(block(html, title)) == missing
     # A build of one model and three tests: one passed, one warned on 2 rows, one failed
     # on 1 row. The model does not count; the failure is listed first, then the warning.
     results = {
@@ -424,8 +431,6 @@ def test_dbt_tests_of_the_latest_build_are_counted_and_the_failures_listed(wareh
              "message": "Got 1 result, configured to fail if != 0\nsee the compiled SQL"},
         ],
     }  # fmt: skip
-    target = warehouse.parent / "dbt_target"
-    target.mkdir()
     (target / "run_results.json").write_text(json.dumps(results))
     html, _ = build_report(warehouse, warehouse.parent / "reports")
     tests = block(html, title)

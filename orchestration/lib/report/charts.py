@@ -989,8 +989,8 @@ def quality_section(data: ReportData) -> Section:
     section = Section(
         "quality",
         "Data quality",
-        "What the hygiene gate checked in the run, what it set aside, and which export "
-        "batches the numbers include.",
+        "What the hygiene gate and the dbt tests checked in the run, what the gate set "
+        "aside, and which export batches the numbers include.",
     )
     checks = data.frame("checks")
     if checks is None:
@@ -1049,8 +1049,8 @@ def _dbt_tests_block(data: ReportData) -> Block:
         return Block(
             title,
             wide=True,
-            empty="No dbt test results beside the warehouse (dbt_target/run_results.json): "
-            "no run has reached dbt with this warehouse yet.",
+            empty="No dbt test results beside the warehouse: dbt_target/run_results.json is "
+            "missing (no run has reached dbt with this warehouse yet) or unreadable.",
         )
     tests = sorted(found.tests, key=lambda t: (_DBT_ORDER.get(t.status, 0), t.name))
     counts = {status: sum(t.status == status for t in tests) for status in _DBT_ORDER}

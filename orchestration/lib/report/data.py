@@ -2,7 +2,8 @@
 
 Every query reads a published mart or one of the gate's own tables (quality.*); a mart
 that is missing (a warehouse built before it existed) or empty is recorded as such, so the
-report can say why a chart is absent instead of drawing a broken one.
+report can say why a chart is absent instead of drawing a broken one. The one thing read
+from beside the warehouse is dbt's run_results.json of the latest build, for its tests.
 """
 
 from __future__ import annotations
@@ -468,6 +469,8 @@ def read_dbt_tests(warehouse: Path) -> DbtTests | None:
     try:
         results = json.loads(dbt_run_results(warehouse).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+    if not isinstance(results, dict):
         return None
     generated = (results.get("metadata") or {}).get("generated_at")
     try:
