@@ -4,9 +4,11 @@ the report renders in a real browser (headless Chromium) with the network off.
 The browser test loads the demo report from file:// in a network namespace with no
 network (or, where one cannot be made, through a proxy that does not exist), under a
 Content-Security-Policy that lets nothing be fetched, and reads back what the page did:
-how many chart <div>s plotly.js filled with an <svg>, which resources it loaded, which
-loads the policy refused and which script errors it raised. A control page that does try
-to fetch proves the probe sees it.
+how many chart <div>s plotly.js filled with an <svg> and at what size, which resources it
+loaded, which loads the policy refused, which script errors it raised or logged
+(console.error), and the headline numbers it shows, which must be those worked out from
+kpi_monthly. A control page that fetches, logs an error and throws one proves the probe
+sees each. The screenshot is kept in test-artifacts/report.png ($CRM_TEST_ARTIFACTS).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import run_pipeline
+from pipeline_helpers import query, run_pipeline
 from report_helpers import kpi_tile
 
 from orchestration.cli import main
@@ -32,6 +34,11 @@ pytestmark = pytest.mark.slow
 SKELETON = Path(__file__).parents[1] / "fixtures" / "skeleton"
 DEMO_AS_OF = "2026-11-29T06:00:00"
 CHROMIUM = "/usr/bin/chromium"
+# Where the browser test leaves its screenshot: $CRM_TEST_ARTIFACTS, else test-artifacts/
+# at the top of the repository (ignored by git).
+ARTIFACTS = Path(
+    os.environ.get("CRM_TEST_ARTIFACTS") or Path(__file__).parents[2] / "test-artifacts"
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +68,10 @@ def test_a_run_writes_the_dated_and_the_latest_report(demo):
     assert "Marts as of <strong>2026-11-29 06:00:00</strong>" in page
     # Every mart was built: no section explains a missing or empty one.
     assert "Not available:" not in page and "Nothing to show" not in page
+    # The run's dbt build is in the data-quality section: every one of its tests passed.
+    built = json.loads((data / "dbt_target" / "run_results.json").read_text())
+    tests = sum(r["unique_id"].startswith("test.") for r in built["results"])
+    assert tests > 50 and f"{tests} of {tests} dbt tests passed in the latest dbt build" in page
     # The tiles show what the summary printed.
     win_rate = re.search(r"win rate +(\S+)", stdout)[1]
     deal = re.search(r"average deal size +(\S+)", stdout)[1]
@@ -103,7 +114,16 @@ _RECORDER = """<script>
 window.__blocked = []; window.__errors = [];
 document.addEventListener('securitypolicyviolation', function (e) {
   window.__blocked.push(e.blockedURI); });
-window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); }, true);
+window.addEventListener('error', function (e) {
+  var t = e.target;  /* a script or image that failed to load, or a script error */
+  window.__errors.push(t && t !== window ? 'failed to load ' + (t.src || t.href)
+                                         : String(e.message)); }, true);
+window.addEventListener('unhandledrejection', function (e) {
+  window.__errors.push(String(e.reason)); });
+var consoleError = console.error;
+console.error = function () {
+  window.__errors.push('console.error: ' + Array.prototype.join.call(arguments, ' '));
+  return consoleError.apply(console, arguments); };
 </script>"""
 _PROBE = """<script>
 window.addEventListener('load', function () { setTimeout(function () {
@@ -116,6 +136,14 @@ window.addEventListener('load', function () { setTimeout(function () {
     performance.getEntriesByType('resource').map(function (e) { return e.name; })));
   root.setAttribute('data-blocked', JSON.stringify(window.__blocked));
   root.setAttribute('data-errors', JSON.stringify(window.__errors));
+  root.setAttribute('data-sizes', JSON.stringify(divs.map(function (d) {
+    var svg = d.querySelector('svg.main-svg'), box = svg && svg.getBoundingClientRect();
+    return [d.id, box ? Math.round(box.width) : 0, box ? Math.round(box.height) : 0]; })));
+  var tiles = {};
+  document.querySelectorAll('.kpi').forEach(function (k) {
+    var name = k.querySelector('h3').textContent.trim();
+    tiles[name] = k.querySelector('.value').textContent.trim(); });
+  root.setAttribute('data-kpis', JSON.stringify(tiles));
 }, 1000); });
 </script>"""
 
@@ -165,35 +193,81 @@ def probe(html: str, page: Path, tmp: Path) -> dict[str, object]:
     return {k[5:]: json.loads(html_module.unescape(v)) for k, v in attrs.items()}
 
 
+# The headline tiles, worked out from kpi_monthly here rather than by the report's code:
+# win rate, deal size and cycle over the deals closed in the three months ending with the
+# last month that closed any; velocity and the open pipeline of the last month.
+HEADLINE_SQL = """
+with m as (select * from marts.kpi_monthly),
+     w as (select max(month) as month from m where won_count + lost_count > 0),
+     closed as (
+         select sum(won_count) as won, sum(won_count + lost_count) as closed,
+                sum(won_amount) as won_amount, sum(avg_sales_cycle_days * won_count) as days
+         from m, w where m.month > w.month - interval 3 month and m.month <= w.month)
+select won / closed, won_amount / won, days / won,
+       (select pipeline_velocity_per_day from m order by month desc limit 1),
+       (select open_amount_end from m order by month desc limit 1)
+from closed
+"""
+
+
 def test_every_chart_renders_offline_and_nothing_is_fetched(demo, tmp_path):
     data, _ = demo
     page = (data / "reports" / "latest.html").read_text()
     charts = page.count('class="plotly-graph-div"')
     assert charts >= 17  # 5 KPI trends and every section's charts
     seen = probe(page, tmp_path / "report.html", tmp_path)
+    sizes, tiles = seen.pop("sizes"), seen.pop("kpis")
     assert seen == {"charts": charts, "rendered": charts, "fetched": [], "blocked": [],
                     "errors": []}  # fmt: skip
+    # Every chart was drawn with an area, not collapsed to nothing.
+    assert len(sizes) == charts
+    assert [s for s in sizes if s[1] < 100 or s[2] < 80] == [], sizes
+    # The tiles the browser shows hold the marts' numbers.
+    ((win_rate, deal, cycle, velocity, open_amount),) = query(
+        data / "warehouse.duckdb", HEADLINE_SQL
+    )
+    assert tiles == {
+        "Win rate": f"{win_rate:.1%}",
+        "Average deal size": f"{deal:,.0f}",
+        "Sales cycle": f"{cycle:.1f} days",
+        "Pipeline velocity": f"{velocity:,.0f} / day",
+        "Open pipeline": f"{open_amount:,.0f}",
+    }
 
 
-def test_the_probe_sees_a_page_that_fetches(tmp_path):
-    # The control: the same probe on a page that loads a script and an image from the web.
+def test_the_probe_sees_a_page_that_fetches_or_fails(tmp_path):
+    # The control: the same probe on a page that loads a script and an image from the web,
+    # logs an error and throws one, and has a chart that was never drawn.
     page = (
         '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
-        '<div class="plotly-graph-div"></div>'
+        '<div class="plotly-graph-div" id="never-drawn"></div>'
+        '<div class="kpi"><h3>Win rate</h3><p class="value">9.9%</p></div>'
         '<script src="https://cdn.example.invalid/plotly.min.js"></script>'
-        '<img src="https://example.invalid/pixel.png"></body></html>'
+        '<img src="https://example.invalid/pixel.png">'
+        '<script>console.error("control", 1); no_such_function();</script></body></html>'
     )
     seen = probe(page, tmp_path / "control.html", tmp_path)
     assert seen["charts"] == 1 and seen["rendered"] == 0
+    assert seen["sizes"] == [["never-drawn", 0, 0]]
+    assert seen["kpis"] == {"Win rate": "9.9%"}
     assert sorted(seen["blocked"]) == [
         "https://cdn.example.invalid/plotly.min.js",
         "https://example.invalid/pixel.png",
+    ]
+    assert sorted(seen["errors"]) == [
+        "Uncaught ReferenceError: no_such_function is not defined",
+        "console.error: control 1",
+        "failed to load https://cdn.example.invalid/plotly.min.js",
+        "failed to load https://example.invalid/pixel.png",
     ]
 
 
 def test_screenshot_of_the_report(demo, tmp_path):
     data, _ = demo
-    shot = tmp_path / "report.png"
+    # Kept after the suite, for a person (or CI's artifact upload) to look at.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
     done = browse(
         data / "reports" / "latest.html",
         tmp_path,

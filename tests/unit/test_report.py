@@ -8,6 +8,7 @@ The marts hold only the columns the report reads; the quality tables are the rea
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +97,8 @@ MARTS: dict[str, tuple[str, list[tuple]]] = {
             ("2026-11-19", "proposal", 4, 1, 10_000.0),
             ("2026-11-20", "meeting", 3, 2, 20_000.0),
             ("2026-11-20", "proposal", 4, 1, 20_000.0),
+            # Open that day in a closed stage: a deal lost, revived on 2026-11-20.
+            ("2026-11-19", "closed_lost", 7, 1, 5_000.0),
         ],
     ),
     "kpi_forecast_monthly": (
@@ -132,6 +135,7 @@ MARTS: dict[str, tuple[str, list[tuple]]] = {
             ("U1", "2026-10-01", 2, 2, 30_000.0, 40.0, 6.0, 1),
             ("U1", "2026-11-01", 1, 0, 10_000.0, 70.0, 9.0, 2),
             ("U2", "2026-11-01", 0, 1, 0.0, None, None, 1),
+            ("U3", "2026-11-01", 1, 0, 5_000.0, 20.0, 4.0, 0),
         ],
     ),
     # U1's attainment: (30,000 + 10,000) / (20,000 + 40,000) = 66.7%; coverage in 2026-11.
@@ -141,6 +145,8 @@ MARTS: dict[str, tuple[str, list[tuple]]] = {
         [
             ("U1", "2026-10-01", 20_000.0, 30_000.0, 0.0, None, None),
             ("U1", "2026-11-01", 40_000.0, 10_000.0, 30_000.0, 1.5, 0.75),
+            # U3 has won this month's quota: no coverage to compute.
+            ("U3", "2026-11-01", 5_000.0, 5_000.0, 0.0, None, None),
         ],
     ),
     # Channel totals over the window: email 10 leads (4 qualified, 2 converted, 1 won).
@@ -291,14 +297,45 @@ def test_forecast_and_backtest(page):
     backtest = block(page, "Backtest: error of each method at past month-ends")
     assert table_rows(backtest) == [["configured", "30.0%", "2"], ["learned", "20.0%", "2"]]
     assert "Trust the learned probabilities" in backtest
+    # The settled months counted reach back beyond the chart's window: it says so.
+    assert note_text(backtest).endswith(
+        "The table's mean is over every settled month of the history, as in the run "
+        "summary; the chart shows the last 12 months."
+    )
 
 
 def test_reps(page):
     rows = table_rows(block(page, "Rep performance"))
     assert rows == [
         [EVIL_REP, "3 / 5", "60.0%", "13,333", "50.0", "7.0", "66.7%", "1.50×", "0.75×"],
-        # No raw.users row: the owner id stands in for the name.
-        ["U2", "0 / 1", "0.0%", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"],
+        # No raw.users row: the owner id stands in for the name. U3 won 5,000 of a 5,000
+        # quota: nothing left to cover. U2 has no quota at all.
+        ["U3", "1 / 1", "100.0%", "5,000", "20.0", "4.0", "100.0%", "quota met", "quota met"],
+        ["U2", "0 / 1", "0.0%", "n/a", "n/a", "n/a", "n/a", "no quota", "no quota"],
+    ]
+
+
+def headers(fragment: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", fragment)]
+
+
+def test_daily_pipeline_names_a_closed_stage_held_by_a_deal_revived_later(page):
+    traces = chart_traces(page, "chart-daily-pipeline")
+    assert [(t["name"], t["y"], t["line"]["color"]) for t in traces] == [
+        ("meeting", [20_000.0, 20_000.0], "#4292c6"),
+        ("proposal", [10_000.0, 20_000.0], "#2171b5"),
+        ("closed_lost (reopened later)", [5_000.0], "#bdbdbd"),
+    ]
+
+
+def test_leads_by_channel_give_rates_of_the_leads(page):
+    leads = block(page, "Leads by channel, cohorts of the last 12 months")
+    assert headers(leads) == ["channel", "leads", "qualified (% of leads)",
+                              "converted (% of leads)", "won deals", "won amount"]  # fmt: skip
+    # email: 4 of 10 qualified, 2 of 10 converted; the other channel 1 of 2, 0 of 2.
+    assert table_rows(leads) == [
+        ["email", "10", "40.0%", "20.0%", "1", "5,000"],
+        [EVIL_CHANNEL, "2", "50.0%", "0.0%", "0", "0"],
     ]
 
 
@@ -346,6 +383,74 @@ def test_data_quality_shows_the_last_runs_checks_quarantine_and_batches(page):
         ["b2", "1", "1", "4", "1"],
     ]
     assert "Freshness at as_of: newest batch 2026-11-20 06:00 is 2.0 h old at as_of" in batches
+
+
+def test_a_run_that_found_nothing_new_says_why_it_checked_so_little(warehouse, page):
+    # run-2 loaded files: its note carries no such sentence.
+    assert "found no new export file" not in note_text(block(page, "Checks of the run"))
+    # run-3, an hour later, found no new file: only its freshness check was recorded.
+    con = duckdb.connect(str(warehouse))
+    con.execute(
+        "insert into quality.validation_results (run_id, validated_at, entity, rule, "
+        "severity, success, observed, message) values ('run-3', '2026-11-20 09:00:00', "
+        "'landing', 'landing.freshness', 'warn', true, 'newest batch 3.0 h old', 'ok')"
+    )
+    con.close()
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    assert note_text(block(html, "Checks of the run")) == (
+        "1 of 1 rules passed in run run-3 (quality.validation_results); failures first. A "
+        "failed error rule quarantines its rows, or rejects its batch. This run found no new "
+        "export file, so only the landing checks ran; each batch's rules ran in the run that "
+        "loaded it (quality.validation_results)."
+    )
+
+
+def test_dbt_tests_of_the_latest_build_are_counted_and_the_failures_listed(warehouse, page):
+    title = "dbt tests of the models"
+    missing = (
+        "No dbt test results beside the warehouse: dbt_target/run_results.json is missing "
+        "(no run has reached dbt with this warehouse yet) or unreadable."
+    )
+    assert empty_text(block(page, title)) == missing
+    target = warehouse.parent / "dbt_target"
+    target.mkdir()
+    for damaged in ("{not json", "[]"):
+        (target / "run_results.json").write_text(damaged)
+        html, _ = build_report(warehouse, warehouse.parent / "reports")
+        assert empty_text(block(html, title)) == missing
+    # A build of one model and three tests: one passed, one warned on 2 rows, one failed
+    # on 1 row. The model does not count; the failure is listed first, then the warning.
+    results = {
+        "metadata": {"generated_at": "2026-11-20T08:03:41.5Z"},
+        "results": [
+            {"unique_id": "model.crm_pipeline.kpi_monthly", "status": "success"},
+            {"unique_id": "test.crm_pipeline.not_null_a.1f", "status": "pass", "failures": 0},
+            {"unique_id": "test.crm_pipeline.accepted_values_b.2e", "status": "warn",
+             "failures": 2, "message": "Got 2 results, configured to warn if != 0"},
+            {"unique_id": "test.crm_pipeline.unique_c.3d", "status": "fail", "failures": 1,
+             "message": "Got 1 result, configured to fail if != 0\nsee the compiled SQL"},
+        ],
+    }  # fmt: skip
+    (target / "run_results.json").write_text(json.dumps(results))
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    tests = block(html, title)
+    assert note_text(tests) == (
+        "1 of 3 dbt tests passed (1 warn, 1 fail) in the latest dbt build at 2026-11-20 "
+        "08:03 UTC (dbt_target/run_results.json). A failing test stops the marts "
+        "downstream of it; a warning (severity warn) does not. Tests that did not pass:"
+    )
+    assert table_rows(tests) == [
+        ["unique_c", "fail", "1", "Got 1 result, configured to fail if != 0"],
+        ["accepted_values_b", "warn", "2", "Got 2 results, configured to warn if != 0"],
+    ]
+    # Every test passed: the count, and no table.
+    for r in results["results"][2:]:
+        r.update(status="pass", failures=0, message=None)
+    (target / "run_results.json").write_text(json.dumps(results))
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    tests = block(html, title)
+    assert note_text(tests).startswith("3 of 3 dbt tests passed in the latest dbt build at ")
+    assert empty_text(tests) == "Every dbt test passed." and "<table" not in tests
 
 
 def test_the_page_is_self_contained_with_plotly_inlined_once(page):
@@ -475,7 +580,11 @@ def test_the_batch_table_lists_the_latest_batches(warehouse):
 
 def test_the_docs_link_says_when_the_site_is_not_built(warehouse):
     html, _ = build_report(warehouse, warehouse.parent / "reports")
-    assert 'title="Not built yet: run make docs">Data dictionary</a>' in html
+    # Worded so it stays true once `make docs` builds the site after the page was written.
+    assert (
+        "title=\"dbt's documentation site, built by make docs: run it if this link does not "
+        'open (it was not built when this page was written)">Data dictionary</a>'
+    ) in html
     (warehouse.parent / "docs").mkdir()
     (warehouse.parent / "docs" / "index.html").write_text("dbt docs")
     html, _ = build_report(warehouse, warehouse.parent / "reports")

@@ -40,6 +40,7 @@ STAGE_COLOURS = {
 WON, LOST, CREATED, OPEN = "#31a354", "#de2d26", "#3182bd", "#756bb1"
 CONFIGURED, LEARNED = "#fd8d3c", "#3182bd"
 BOTTLENECK = "#e6550d"
+NO_STAGE = "#bdbdbd"
 # A bar chart stays readable up to about this many bars; its table lists every row.
 MAX_BARS = 25
 # The batch table lists the latest batches; a daily export adds one a day for years.
@@ -258,7 +259,7 @@ def headline(data: ReportData) -> list[Kpi]:
             )
             fig.update_xaxes(showgrid=False, tickfont={"size": 9}, nticks=4)
             fig.update_yaxes(
-                showgrid=False, tickfont={"size": 9}, nticks=3, tickformat=formats[key]
+                showgrid=False, tickfont={"size": 9}, nticks=4, tickformat=formats[key]
             )
             chart = render(fig, f"kpi-{key}", height=110, sparkline=True)
         kpis.append(Kpi(name, value, detail, DEFINITIONS[key], chart))
@@ -360,7 +361,8 @@ def funnel_section(data: ReportData) -> Section:
             "funnel_cohorts",
             cohorts,
             note="conversion_rate_to_next of fct_funnel: reached of the next step ÷ reached "
-            "of this one, for the deals created in each month.",
+            "of this one, for the deals created in each month. The latest cohorts still "
+            "have open deals: their later steps are still filling.",
         )
     )
 
@@ -486,15 +488,20 @@ def pipeline_section(data: ReportData) -> Section:
     def daily(frame: pd.DataFrame) -> tuple[Markup, None]:
         fig = go.Figure()
         for stage, rows in frame.groupby("stage", sort=False):
+            name, colour = label(stage), STAGE_COLOURS.get(str(stage), NO_STAGE)
+            if data.open_stages is not None and stage not in data.open_stages | {"no stage"}:
+                # Open then, in a closed stage: a deal lost and later revived (or won and
+                # later lost). Not the stage's own colour: it is not lost (won) pipeline.
+                name, colour = f"{name} (reopened later)", NO_STAGE
             fig.add_trace(
                 go.Scatter(
                     x=rows["snapshot_date"],
                     y=rows["open_amount"],
-                    name=label(stage),
+                    name=name,
                     stackgroup="open",
                     mode="lines",
-                    line={"width": 0.5, "color": STAGE_COLOURS.get(str(stage), "#bdbdbd")},
-                    hovertemplate=f"{label(stage)}: %{{y:,.0f}}<extra></extra>",
+                    line={"width": 0.5, "color": colour},
+                    hovertemplate=f"{name}: %{{y:,.0f}}<extra></extra>",
                 )
             )
         fig.update_layout(hovermode="x unified")
@@ -509,7 +516,9 @@ def pipeline_section(data: ReportData) -> Section:
             "daily",
             daily,
             note="Amount of the opportunities open at the end of each day, under the stage "
-            "they held then (fct_pipeline_daily_snapshot).",
+            "they held then (fct_pipeline_daily_snapshot). A deal lost and later revived "
+            "counts as open while it sat in closed_lost (one won and later lost, in "
+            "closed_won): shown in grey, “reopened later”.",
             wide=True,
         )
     )
@@ -729,7 +738,9 @@ def forecast_section(data: ReportData) -> Section:
             f"brought by as_of (kpi_forecast_backtest; abs_pct_error). The mean counts only "
             f"settled months, whose month-end pipeline is at most "
             f"{SETTLED_MAX_OPEN_SHARE:.0%} still open: later months are still filling and "
-            f"every method looks as if it over-predicted.",
+            f"every method looks as if it over-predicted. The table's mean is over every "
+            f"settled month of the history, as in the run summary; the chart shows the last "
+            f"12 months.",
             empty_window="no past month-end to test against yet",
         )
     )
@@ -782,8 +793,8 @@ def reps_section(data: ReportData) -> Section:
                 number(r.avg_cycle_days, 1),
                 number(r.touchpoints_per_win, 1),
                 pct(r.attainment),
-                ratio(r.coverage_ratio),
-                ratio(r.weighted_coverage_ratio),
+                _coverage(r.coverage_ratio, r.remaining_quota),
+                _coverage(r.weighted_coverage_ratio, r.remaining_quota),
             ]
             for r in frame.itertuples()
         ]
@@ -812,7 +823,8 @@ def reps_section(data: ReportData) -> Section:
             reps,
             note="From kpi_rep_monthly and kpi_pipeline_coverage. Attainment: won amount ÷ "
             "quota over the quota months of the window. Coverage (month of as_of): open "
-            "amount expected to close this month ÷ the quota still to win; weighted: the "
+            "amount expected to close this month ÷ the quota still to win (“quota "
+            "met” when nothing is left to win); weighted: the "
             f"expected (probability-weighted) amount ÷ the same. The chart shows the "
             f"{MAX_BARS} reps with the largest won amount, the table every rep.",
             empty_window="no rep closed, held or was given a quota for a deal in the last "
@@ -821,6 +833,16 @@ def reps_section(data: ReportData) -> Section:
         )
     )
     return section
+
+
+def _coverage(value: Any, remaining_quota: Any) -> str:
+    """A coverage ratio, or why there is none: the month's quota is already won, or the
+    rep has no quota this month."""
+    if not _missing(value):
+        return ratio(value)
+    if _missing(remaining_quota):
+        return "no quota"
+    return "quota met" if remaining_quota == 0 else "n/a"
 
 
 # --- leads and after-sales -----------------------------------------------------------------
@@ -861,7 +883,15 @@ def leads_section(data: ReportData) -> Section:
             for r in frame.itertuples()
         ]
         table = Table(
-            ["channel", "leads", "qualified", "converted", "won deals", "won amount"], rows
+            [
+                "channel",
+                "leads",
+                "qualified (% of leads)",
+                "converted (% of leads)",
+                "won deals",
+                "won amount",
+            ],
+            rows,
         )
         return render(fig, "chart-leads"), table
 
@@ -928,7 +958,7 @@ def leads_section(data: ReportData) -> Section:
             [
                 "month",
                 "won",
-                "followed up",
+                "share followed up",
                 "median days to first activity",
                 "onboarded",
                 "renewed",
@@ -945,7 +975,8 @@ def leads_section(data: ReportData) -> Section:
             "post_sale",
             post_sale,
             note="Won deals with an activity on the deal within the follow-up window after "
-            "the win (forecast.follow_up_days, default 30), from kpi_post_sale.",
+            "the win (forecast.follow_up_days, default 30), from kpi_post_sale. The latest "
+            "wins are still inside their window, so the last month's share can still rise.",
         )
     )
     return section
@@ -958,8 +989,8 @@ def quality_section(data: ReportData) -> Section:
     section = Section(
         "quality",
         "Data quality",
-        "What the hygiene gate checked in the run, what it set aside, and which export "
-        "batches the numbers include.",
+        "What the hygiene gate and the dbt tests checked in the run, what the gate set "
+        "aside, and which export batches the numbers include.",
     )
     checks = data.frame("checks")
     if checks is None:
@@ -980,12 +1011,18 @@ def quality_section(data: ReportData) -> Section:
             for r in pd.concat([failed, checks[checks["passed"].astype(bool)]]).itertuples()
         ]
         passed = len(checks) - len(failed)
+        nothing_new = (
+            " This run found no new export file, so only the landing checks ran; each "
+            "batch's rules ran in the run that loaded it (quality.validation_results)."
+            if data.run_files == 0
+            else ""
+        )
         section.blocks.append(
             Block(
                 "Checks of the run",
                 note=f"{passed:,} of {len(checks):,} rules passed in run {data.run.run_id} "
                 f"(quality.validation_results); failures first. A failed error rule "
-                f"quarantines its rows, or rejects its batch.",
+                f"quarantines its rows, or rejects its batch.{nothing_new}",
                 table=Table(
                     ["entity", "rule", "status", "severity", "failing rows", "message"],
                     rows,
@@ -995,9 +1032,56 @@ def quality_section(data: ReportData) -> Section:
                 wide=True,
             )
         )
+    section.blocks.append(_dbt_tests_block(data))
     section.blocks.append(_quarantine_block(data))
     section.blocks.append(_batches_block(data))
     return section
+
+
+# dbt's statuses of a test, the worst first.
+_DBT_ORDER = {"error": 0, "fail": 1, "warn": 2, "skipped": 3, "pass": 4}
+
+
+def _dbt_tests_block(data: ReportData) -> Block:
+    title = "dbt tests of the models"
+    found = data.dbt_tests
+    if found is None or not found.tests:
+        return Block(
+            title,
+            wide=True,
+            empty="No dbt test results beside the warehouse: dbt_target/run_results.json is "
+            "missing (no run has reached dbt with this warehouse yet) or unreadable.",
+        )
+    tests = sorted(found.tests, key=lambda t: (_DBT_ORDER.get(t.status, 0), t.name))
+    counts = {status: sum(t.status == status for t in tests) for status in _DBT_ORDER}
+    others = [f"{counts[s]:,} {s}" for s in ("warn", "fail", "error", "skipped") if counts[s]]
+    when = "" if found.generated_at is None else f" at {found.generated_at:%Y-%m-%d %H:%M} UTC"
+    note = (
+        f"{counts['pass']:,} of {len(tests):,} dbt tests passed"
+        + (f" ({', '.join(others)})" if others else "")
+        + f" in the latest dbt build{when} (dbt_target/run_results.json). A failing test "
+        "stops the marts downstream of it; a warning (severity warn) does not."
+    )
+    problems = [t for t in tests if t.status != "pass"]
+    if not problems:
+        return Block(title, note=note, wide=True, empty="Every dbt test passed.")
+    rows = [
+        [
+            t.name,
+            t.status,
+            "" if t.failures is None else f"{int(t.failures):,}",
+            "" if not t.message else str(t.message).strip().splitlines()[0],
+        ]
+        for t in problems
+    ]
+    return Block(
+        title,
+        note=note + " Tests that did not pass:",
+        table=Table(
+            ["test", "status", "failing rows", "message"], rows, numeric_from=2, numeric_to=3
+        ),
+        wide=True,
+    )
 
 
 def _quarantine_block(data: ReportData) -> Block:

@@ -2,11 +2,13 @@
 
 Every query reads a published mart or one of the gate's own tables (quality.*); a mart
 that is missing (a warehouse built before it existed) or empty is recorded as such, so the
-report can say why a chart is absent instead of drawing a broken one.
+report can say why a chart is absent instead of drawing a broken one. The one thing read
+from beside the warehouse is dbt's run_results.json of the latest build, for its tests.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -57,6 +59,26 @@ class RunInfo:
     as_of: datetime | None
 
 
+@dataclass(frozen=True)
+class DbtTest:
+    """One dbt test of a build: its name, pass / warn / fail / error / skipped, the rows
+    that failed it and dbt's message."""
+
+    name: str
+    status: str
+    failures: int | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class DbtTests:
+    """The tests of the latest dbt build beside the warehouse (dbt_target/run_results.json,
+    rewritten by every run that reaches dbt) and when dbt wrote them (UTC)."""
+
+    generated_at: datetime | None
+    tests: list[DbtTest]
+
+
 @dataclass
 class ReportData:
     """Everything the report draws. A frame is None when its mart is missing."""
@@ -71,6 +93,12 @@ class ReportData:
     frames: dict[str, pd.DataFrame | None] = field(default_factory=dict)
     bottleneck: list[str] = field(default_factory=list)
     marts_last_day: date | None = None
+    # The stages of category open (fct_stage_history); None when that mart is missing.
+    open_stages: set[str] | None = None
+    # The dbt tests of the latest dbt build beside the warehouse; None without its results.
+    dbt_tests: DbtTests | None = None
+    # Export files the run loaded (quality.ingestion_log); None when unknown.
+    run_files: int | None = None
 
     def frame(self, name: str) -> pd.DataFrame | None:
         return self.frames.get(name)
@@ -262,7 +290,8 @@ select
     w.touchpoints_weighted / nullif(w.won, 0) as touchpoints_per_win,
     q.quota_won / nullif(q.quota, 0) as attainment,
     c.coverage_ratio,
-    c.weighted_coverage_ratio
+    c.weighted_coverage_ratio,
+    c.remaining_quota
 from window_months w
 left join quota q using (owner_id)
 left join coverage c using (owner_id)
@@ -389,6 +418,13 @@ def _read(
         durations = con.execute(STAGE_DURATION_SQL).fetchall()
         data.bottleneck = bottleneck_stages(durations)[0]
     read("regressions", ("fct_stage_history",), _REGRESSIONS_SQL, [start])
+    if "fct_stage_history" in marts:
+        data.open_stages = {
+            stage
+            for (stage,) in con.execute(
+                "select distinct stage from marts.fct_stage_history where stage_category = 'open'"
+            ).fetchall()
+        }
     if "fct_pipeline_daily_snapshot" in marts:
         (data.marts_last_day,) = con.execute(
             "select max(snapshot_date) from marts.fct_pipeline_daily_snapshot"
@@ -423,6 +459,40 @@ def _read(
     return data
 
 
+def dbt_run_results(warehouse: Path) -> Path:
+    """Where each run's dbt build leaves its results (orchestration.defs.transform)."""
+    return Path(warehouse).resolve().parent / "dbt_target" / "run_results.json"
+
+
+def read_dbt_tests(warehouse: Path) -> DbtTests | None:
+    """The dbt tests of the latest build, or None when no build left readable results."""
+    try:
+        results = json.loads(dbt_run_results(warehouse).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(results, dict):
+        return None
+    generated = (results.get("metadata") or {}).get("generated_at")
+    try:
+        generated_at = datetime.fromisoformat(generated.replace("Z", "+00:00")).replace(
+            tzinfo=None, microsecond=0
+        )
+    except (AttributeError, ValueError):
+        generated_at = None
+    tests = [
+        DbtTest(
+            # test.<project>.<name>.<hash>: the name is what dbt prints.
+            name=r["unique_id"].split(".")[2] if r["unique_id"].count(".") >= 2 else r["unique_id"],
+            status=str(r.get("status")),
+            failures=r.get("failures"),
+            message=r.get("message"),
+        )
+        for r in results.get("results", [])
+        if str(r.get("unique_id", "")).startswith("test.")
+    ]
+    return DbtTests(generated_at, tests)
+
+
 def _read_quality(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     quality = _tables(con, QUALITY_SCHEMA)
     run_id = data.run.run_id
@@ -431,3 +501,8 @@ def _read_quality(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     data.frames["quarantine"] = _df(con, _QUARANTINE_SQL, [run_id]) if has else None
     data.frames["batches"] = _df(con, _BATCHES_SQL) if has else None
     data.frames["freshness"] = _df(con, _FRESHNESS_SQL, [run_id]) if has and run_id else None
+    data.dbt_tests = read_dbt_tests(data.warehouse)
+    if has and run_id:
+        (data.run_files,) = con.execute(
+            f"select count(*) from {QUALITY_SCHEMA}.ingestion_log where run_id = ?", [run_id]
+        ).fetchone()
