@@ -1,5 +1,5 @@
-"""When a run may leave the staging views and their tests out (orchestration.defs.
-transform.unchanged): only while the raw data, the stage map, the project's code and the
+"""When a run may leave the staging views and their tests out (orchestration.lib.
+unchanged): only while the raw data, the stage map, the project's code and the
 settings that reach the SQL are those of the build that last passed them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from ingestion.warehouse import create_raw_tables
 from orchestration.defs.transform.project import DBT_PROJECT_DIR
-from orchestration.defs.transform.unchanged import (
+from orchestration.lib.unchanged import (
     record_staging_passed,
     staging_passed,
     staging_state,

@@ -451,6 +451,15 @@ def test_dbt_tests_of_the_latest_build_are_counted_and_the_failures_listed(wareh
     tests = block(html, title)
     assert note_text(tests).startswith("3 of 3 dbt tests passed in the latest dbt build at ")
     assert empty_text(tests) == "Every dbt test passed." and "<table" not in tests
+    assert "not rerun" not in note_text(tests)
+    # A build that left the staging layer out, as a run with nothing new does: says so.
+    results["args"] = {"exclude": ["path:models/staging"], "select": ["fqn:*"]}
+    (target / "run_results.json").write_text(json.dumps(results))
+    html, _ = build_report(warehouse, warehouse.parent / "reports")
+    assert note_text(block(html, title)).endswith(
+        "The tests of the staging views were not rerun: no batch was published, and the "
+        "stage map and the dbt project are unchanged, since a build passed them."
+    )
 
 
 def test_the_page_is_self_contained_with_plotly_inlined_once(page):

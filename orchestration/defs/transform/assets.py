@@ -11,7 +11,9 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from ingestion.config import PipelineConfig, format_as_of
 from ingestion.warehouse import connect, write_run_context
 from orchestration.defs.transform.project import DBT_PROJECT_DIR, CrmDbtTranslator, dbt_project
-from orchestration.defs.transform.unchanged import (
+from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
+from orchestration.lib.progress import NOT_RERUN
+from orchestration.lib.unchanged import (
     SKIP_STAGING_ARGS,
     StagingState,
     record_staging_passed,
@@ -19,8 +21,6 @@ from orchestration.defs.transform.unchanged import (
     staging_passed,
     staging_state,
 )
-from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
-from orchestration.lib.progress import NOT_RERUN
 
 
 def dbt_vars(cfg: PipelineConfig) -> dict[str, Any]:

@@ -1061,6 +1061,12 @@ def _dbt_tests_block(data: ReportData) -> Block:
         + (f" ({', '.join(others)})" if others else "")
         + f" in the latest dbt build{when} (dbt_target/run_results.json). A failing test "
         "stops the marts downstream of it; a warning (severity warn) does not."
+        + (
+            " The tests of the staging views were not rerun: no batch was published, and "
+            "the stage map and the dbt project are unchanged, since a build passed them."
+            if found.staging_not_rerun
+            else ""
+        )
     )
     problems = [t for t in tests if t.status != "pass"]
     if not problems:

@@ -25,6 +25,7 @@ from orchestration.lib.summary import (
     bottleneck_stages,
     headline_kpis,
 )
+from orchestration.lib.unchanged import SKIP_STAGING_ARGS
 
 # Trends, cohorts and rep tables cover the twelve months ending with the month of as_of.
 WINDOW_MONTHS = 12
@@ -77,6 +78,9 @@ class DbtTests:
 
     generated_at: datetime | None
     tests: list[DbtTest]
+    # The build left out the staging views and their tests: nothing they read had changed
+    # since a build passed them (orchestration.lib.unchanged).
+    staging_not_rerun: bool = False
 
 
 @dataclass
@@ -490,7 +494,8 @@ def read_dbt_tests(warehouse: Path) -> DbtTests | None:
         for r in results.get("results", [])
         if str(r.get("unique_id", "")).startswith("test.")
     ]
-    return DbtTests(generated_at, tests)
+    excluded = (results.get("args") or {}).get("exclude") or []
+    return DbtTests(generated_at, tests, SKIP_STAGING_ARGS[1] in excluded)
 
 
 def _read_quality(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
