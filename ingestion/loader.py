@@ -87,8 +87,26 @@ GROUP_BATCHES = True
 GROUP_MAX_BYTES = 256 * 2**20
 # What tells two versions of a key apart, for the entities of ONE_VERSION_PER_KEY. A
 # currency code is one code in any case and with spaces around it (docs/data-model.md).
-_VERSION_VALUES: dict[str, str] = {"quotas": "row(amount, upper(trim(currency)))"}
+_VERSION_VALUES: dict[str, tuple[str, ...]] = {"quotas": ("amount", "upper(trim(currency))")}
 assert set(_VERSION_VALUES) == ONE_VERSION_PER_KEY, "every such entity needs its values"
+
+
+@dataclass(frozen=True)
+class SqlDialect:
+    """How an engine spells the few things the supersede and dedup rules need in SQL
+    (``candidates_sql``); the Spark loader passes Spark's."""
+
+    row: str  # a tuple constructor; tuples compare field by field
+    earliest: str  # the timestamp a missing updated_at counts as: it loses to any other
+    # How many distinct values of {0} the window {1} holds.
+    distinct_in_window: str
+
+
+DUCKDB = SqlDialect(
+    row="row",
+    earliest="TIMESTAMP '-infinity'",
+    distinct_in_window="count(DISTINCT {0}) OVER ({1})",
+)
 
 # What later entities of a batch read of its accepted rows (``_frame_sql``): the keys
 # they reference, and an opportunity's creation time for its stage changes. A copy of
@@ -457,7 +475,7 @@ def _group_candidates_sql(entity: Entity, staged: list[tuple[int, _Staged]]) -> 
     )
     flag, per_version, conflicting = "", "", ""
     if entity.name in ONE_VERSION_PER_KEY:
-        values = _VERSION_VALUES[entity.name]
+        values = _version_values(entity)
         flag = (
             f", (NOT ({null_key}) AND count(DISTINCT {values}) "
             f"OVER (PARTITION BY _batch_order, {key}) > 1) AS key__conflicting"
@@ -829,68 +847,54 @@ def _json_object(columns: list[str]) -> str:
     return f"CAST(json_object({pairs}) AS VARCHAR)"
 
 
-def _version(entity: Entity, alias: str = "") -> list[str]:
+def _version(entity: Entity, alias: str = "", dialect: SqlDialect = DUCKDB) -> list[str]:
     """The supersede order as a tuple: latest updated_at (a missing one loses), then the
     later batch, then the later row of the file."""
     parts = [f"{alias}_batch_id", f"{alias}_source_row"]
     if "updated_at" in entity.column_names:
-        parts.insert(0, f"coalesce({alias}updated_at, TIMESTAMP '-infinity')")
+        parts.insert(0, f"coalesce({alias}updated_at, {dialect.earliest})")
     return parts
 
 
-def _with_candidates(
-    con: duckdb.DuckDBPyConnection, s: _Staged, full_export: bool = False
-) -> _Staged:
-    """The rows that would change raw: newest per key in the file, newer than the stored
-    row and different from it (an identical re-export is a duplicate, not an update).
+def _version_values(entity: Entity, dialect: SqlDialect = DUCKDB) -> str:
+    return f"{dialect.row}({', '.join(_VERSION_VALUES[entity.name])})"
 
-    Rows with a missing key cannot be matched; they stay candidates (and fail the
-    not-null rule). Everything else that is not a candidate is a duplicate.
+
+def candidates_sql(entity: Entity, staged: str, dialect: SqlDialect = DUCKDB) -> str:
+    """The query of ``_with_candidates`` (both engines run it): the rows of the table
+    ``staged`` (one file, typed) that would change raw.
+
+    Newest per key in the file, newer than the stored row and different from it (an
+    identical re-export is a duplicate, not an update). Rows with a missing key cannot
+    be matched; they stay candidates (and fail the not-null rule).
 
     An entity of ``ONE_VERSION_PER_KEY`` gets the flag ``key__conflicting``: a key the
     file holds with different values keeps one row per distinct version, each a
     candidate whatever raw holds (all of them fail ``<entity>.key_not_conflicting``);
     an identical repeat of a version is still a duplicate.
     """
-    entity = s.result.file.entity
     target = f"{RAW_SCHEMA}.{entity.name}"
     key = ", ".join(entity.key)
     null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
-    newest_first = ", ".join(f"{part} DESC" for part in _version(entity))
+    newest_first = ", ".join(f"{part} DESC" for part in _version(entity, "", dialect))
     matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
-    newer = f"row({', '.join(_version(entity, 'n.'))}) > row({', '.join(_version(entity, 't.'))})"
-    changed = (
-        f"row({', '.join('n.' + c for c in entity.column_names)}) IS DISTINCT FROM "
-        f"row({', '.join('t.' + c for c in entity.column_names)})"
+    row = dialect.row
+    newer = (
+        f"{row}({', '.join(_version(entity, 'n.', dialect))}) > "
+        f"{row}({', '.join(_version(entity, 't.', dialect))})"
     )
-    if entity.name not in ONE_VERSION_PER_KEY and not full_export:
-        # A file of distinct keys into an empty table (a first load): every row is a
-        # candidate, and the staged table serves as is. Copying it cost 40 s of a
-        # 1M-opportunity first load. (A full export keeps its staged table whole: the
-        # records it holds are the ones not deleted.)
-        # Raw first: a daily batch stops there, without grouping its file by key.
-        ((stored,),) = con.execute(f"SELECT EXISTS (SELECT 1 FROM {target})").fetchall()
-        if not stored:
-            ((repeated,),) = con.execute(
-                f"SELECT EXISTS (SELECT 1 FROM {s.table} WHERE NOT ({null_key}) "
-                f"GROUP BY {key} HAVING count(*) > 1)"
-            ).fetchall()
-            if not repeated:
-                s.result.duplicate_rows = 0
-                return _Staged(s.result, s.table, s.header, s.table)
-    candidates = f"{s.table}_candidates"
+    changed = (
+        f"{row}({', '.join('n.' + c for c in entity.column_names)}) IS DISTINCT FROM "
+        f"{row}({', '.join('t.' + c for c in entity.column_names)})"
+    )
     flag, per_version, conflicting = "", "", ""
     if entity.name in ONE_VERSION_PER_KEY:
-        values = _VERSION_VALUES[entity.name]
-        flag = (
-            f", (NOT ({null_key}) AND count(DISTINCT {values}) OVER (PARTITION BY {key}) > 1) "
-            f"AS key__conflicting"
-        )
+        values = _version_values(entity, dialect)
+        distinct = dialect.distinct_in_window.format(values, f"PARTITION BY {key}")
+        flag = f", (NOT ({null_key}) AND {distinct} > 1) AS key__conflicting"
         per_version = f", CASE WHEN key__conflicting THEN {values} END"
         conflicting = "n.key__conflicting OR "
-    con.execute(
-        f"""CREATE TEMP TABLE {candidates} AS
-            WITH flagged AS (SELECT *{flag} FROM {s.table}),
+    return f"""WITH flagged AS (SELECT *{flag} FROM {staged}),
             newest AS (
                 SELECT * FROM flagged
                 QUALIFY {null_key}
@@ -900,7 +904,35 @@ def _with_candidates(
             )
             SELECT n.* FROM newest n LEFT JOIN {target} t ON {matches}
             WHERE t.{entity.key[0]} IS NULL OR {conflicting}({newer} AND {changed})"""
-    )
+
+
+def _with_candidates(
+    con: duckdb.DuckDBPyConnection, s: _Staged, full_export: bool = False
+) -> _Staged:
+    """The rows that would change raw (``candidates_sql``), in a temporary table; every
+    other row of the file is a duplicate."""
+    entity = s.result.file.entity
+    if entity.name not in ONE_VERSION_PER_KEY and not full_export:
+        # A file of distinct keys into an empty table (a first load): every row is a
+        # candidate, and the staged table serves as is. Copying it cost 40 s of a
+        # 1M-opportunity first load. (A full export keeps its staged table whole: the
+        # records it holds are the ones not deleted.)
+        # Raw first: a daily batch stops there, without grouping its file by key.
+        ((stored,),) = con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{entity.name})"
+        ).fetchall()
+        if not stored:
+            null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
+            ((repeated,),) = con.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {s.table} WHERE NOT ({null_key}) "
+                f"GROUP BY {', '.join(entity.key)} HAVING count(*) > 1)"
+            ).fetchall()
+            if not repeated:
+                s.result.duplicate_rows = 0
+                return _Staged(s.result, s.table, s.header, s.table)
+    assert s.table is not None
+    candidates = f"{s.table}_candidates"
+    con.execute(f"CREATE TEMP TABLE {candidates} AS\n            {candidates_sql(entity, s.table)}")
     (count,) = con.execute(f"SELECT count(*) FROM {candidates}").fetchone()
     s.result.duplicate_rows = s.result.input_rows - count
     return _Staged(s.result, s.table, s.header, candidates)
