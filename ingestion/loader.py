@@ -460,6 +460,44 @@ def _fails(outcome: Any) -> bool:
     return not outcome.success and outcome.severity == "error"
 
 
+def file_verdict(
+    result: FileResult, outcomes: Any, quarantine_max_share: float
+) -> list[tuple[int, list[str]]]:
+    """What the gate's outcomes on one file decide, on either engine: the rows failing a
+    row-level ERROR rule, each with its rules, to quarantine (by row number). A failed
+    batch-level ERROR rule, or a share of failing rows above ``quarantine_max_share``,
+    adds its reason to ``result.reasons``: the batch is rejected."""
+    bad_rows: dict[int, list[str]] = {}
+    for o in filter(_fails, outcomes):
+        if o.rule.level == "batch":
+            result.reasons.append(o.describe())
+        else:
+            for _file, row in o.unexpected_rows:
+                bad_rows.setdefault(int(row), []).append(o.rule.name)
+    share = len(bad_rows) / result.input_rows if result.input_rows else 0.0
+    if share > quarantine_max_share:
+        result.reasons.append(
+            f"{result.file.relative}: {len(bad_rows):,} of {result.input_rows:,} rows "
+            f"({share:.1%}) fail row-level ERROR rules, above quality.quarantine_max_share "
+            f"({quarantine_max_share:.1%}); fix the export or raise the threshold."
+        )
+    return sorted(bad_rows.items())
+
+
+def reject_if_any_failed(results: list[FileResult]) -> bool:
+    """A batch is published whole or not at all: when any of its files has a reason,
+    every file is rejected (nothing loaded, every row counted rejected). Whether it was."""
+    if not any(r.reasons for r in results):
+        return False
+    for r in results:
+        r.status = "rejected"
+        r.loaded_rows = r.quarantined_rows = r.duplicate_rows = 0
+        r.rejected_rows = r.input_rows
+        if not r.reasons:
+            r.reasons.append("another file of this batch failed (see its reasons)")
+    return True
+
+
 def _group_candidates_sql(entity: Entity, staged: list[tuple[int, _Staged]]) -> str:
     """``_with_candidates`` over several batches' files of one entity at once: newest
     per key within each file; a candidate if its key is new, or if it is newer than and
@@ -653,21 +691,9 @@ def _validate_and_publish(
         s = staged[n] = _with_candidates(con, s, ctx.full_export)
         outcomes = _validate(con, entity, s, ctx)
         _record_outcomes(con, s.result, outcomes, ctx)
-        bad_rows: dict[int, list[str]] = {}
-        for o in filter(_fails, outcomes):
-            if o.rule.level == "batch":
-                s.result.reasons.append(o.describe())
-            else:
-                for _file, row in o.unexpected_rows:
-                    bad_rows.setdefault(int(row), []).append(o.rule.name)
-        share = len(bad_rows) / s.result.input_rows if s.result.input_rows else 0.0
-        if share > ctx.quarantine_max_share:
-            s.result.reasons.append(
-                f"{s.result.file.relative}: {len(bad_rows):,} of {s.result.input_rows:,} rows "
-                f"({share:.1%}) fail row-level ERROR rules, above quality.quarantine_max_share "
-                f"({ctx.quarantine_max_share:.1%}); fix the export or raise the threshold."
-            )
-        quarantine[s.result.file.relative] = sorted(bad_rows.items())
+        bad_rows = quarantine[s.result.file.relative] = file_verdict(
+            s.result, outcomes, ctx.quarantine_max_share
+        )
         referenced = _REFERENCED_COLUMNS.get(entity.name)
         if referenced:
             # Later entities of this batch may reference these rows: their keys.
@@ -675,18 +701,10 @@ def _validate_and_publish(
             con.execute(
                 f"CREATE TEMP TABLE _batch_{entity.name} AS SELECT {', '.join(referenced)} "
                 f"FROM {s.candidates} WHERE _source_row NOT IN (SELECT unnest(?::BIGINT[]))",
-                [list(bad_rows)],
+                [[row for row, _rules in bad_rows]],
             )
 
-    reasons = [r for s in staged for r in s.result.reasons]
-    if reasons:
-        for s in staged:
-            s.result.status = "rejected"
-            s.result.loaded_rows = s.result.quarantined_rows = s.result.duplicate_rows = 0
-            s.result.rejected_rows = s.result.input_rows
-            if not s.result.reasons:
-                s.result.reasons.append("another file of this batch failed (see its reasons)")
-    else:
+    if not reject_if_any_failed([s.result for s in staged]):
         for s in staged:
             if s.table is not None:
                 _publish(con, s, quarantine[s.result.file.relative], ctx)

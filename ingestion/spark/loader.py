@@ -39,6 +39,8 @@ from ingestion.loader import (
     IngestionReport,
     SqlDialect,
     candidates_sql,
+    file_verdict,
+    reject_if_any_failed,
 )
 from ingestion.schema import (
     ENTITIES,
@@ -391,40 +393,18 @@ def _validate_and_publish(
         frame = _validation_frame(spark, entity, s.candidates, accepted)
         outcomes = validate_frame(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
         outcome_rows += _outcome_rows(s.result, outcomes, ctx)
-        bad_rows: dict[int, list[str]] = {}
-        for o in outcomes:
-            if o.success or o.severity != "error":
-                continue
-            if o.rule.level == "batch":
-                s.result.reasons.append(o.describe())
-            else:
-                for _file, row in o.unexpected_rows:
-                    bad_rows.setdefault(int(row), []).append(o.rule.name)
-        share = len(bad_rows) / s.result.input_rows if s.result.input_rows else 0.0
-        if share > ctx.quarantine_max_share:
-            s.result.reasons.append(
-                f"{s.result.file.relative}: {len(bad_rows):,} of {s.result.input_rows:,} rows "
-                f"({share:.1%}) fail row-level ERROR rules, above quality.quarantine_max_share "
-                f"({ctx.quarantine_max_share:.1%}); fix the export or raise the threshold."
-            )
-        quarantine[s.result.file.relative] = sorted(bad_rows.items())
+        bad_rows = quarantine[s.result.file.relative] = file_verdict(
+            s.result, outcomes, ctx.quarantine_max_share
+        )
         good = s.candidates
         if bad_rows:
-            bad = spark.createDataFrame([(r,) for r in bad_rows], "_bad_row bigint")
+            bad = spark.createDataFrame([(r,) for r, _rules in bad_rows], "_bad_row bigint")
             good = good.join(bad, good["_source_row"] == bad["_bad_row"], "left_anti")
         accepted[entity.name] = good.localCheckpoint(eager=True)
 
     if outcome_rows:
         _append(spark, "validation_results", outcome_rows)
-    reasons = [r for s in staged for r in s.result.reasons]
-    if reasons:
-        for s in staged:
-            s.result.status = "rejected"
-            s.result.loaded_rows = s.result.quarantined_rows = s.result.duplicate_rows = 0
-            s.result.rejected_rows = s.result.input_rows
-            if not s.result.reasons:
-                s.result.reasons.append("another file of this batch failed (see its reasons)")
-    else:
+    if not reject_if_any_failed([s.result for s in staged]):
         swaps = []
         for s in staged:
             if s.typed is None:
