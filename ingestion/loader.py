@@ -183,6 +183,19 @@ class IngestionReport:
         return "; ".join(parts)
 
 
+def run_files(
+    files: list[LandingFile], until_batch: str | None, batches: Collection[str] | None
+) -> Iterator[LandingFile]:
+    """The landing files a run reads, on either engine: none of a batch after
+    ``until_batch`` (still being written), and with ``batches`` only theirs."""
+    for f in files:
+        if until_batch is not None and f.batch_id > until_batch:
+            continue
+        if batches is not None and f.batch_id not in batches:
+            continue
+        yield f
+
+
 @dataclass(frozen=True)
 class _Staged:
     """A file read and typed into a temporary table (or the reason it could not be)."""
@@ -237,11 +250,7 @@ def ingest(
     # A file with the size and mtime it had when published is that file: not hashed again.
     unchanged = {(path, size, mtime): sha for path, sha, size, mtime in log if size is not None}
     to_load: dict[str, list[tuple[LandingFile, str, os.stat_result]]] = {}
-    for f in files:
-        if until_batch is not None and f.batch_id > until_batch:
-            continue
-        if batches is not None and f.batch_id not in batches:
-            continue
+    for f in run_files(files, until_batch, batches):
         stat = f.path.stat()
         sha = unchanged.get((f.relative, stat.st_size, stat.st_mtime_ns)) or file_sha256(f.path)
         if (f.relative, sha) in published:

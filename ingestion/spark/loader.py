@@ -41,6 +41,7 @@ from ingestion.loader import (
     candidates_sql,
     file_verdict,
     reject_if_any_failed,
+    run_files,
 )
 from ingestion.schema import (
     ENTITIES,
@@ -138,11 +139,7 @@ def ingest_spark(
         ).collect()
     }
     to_load: dict[str, list[tuple[LandingFile, str]]] = {}
-    for f in files:
-        if until_batch is not None and f.batch_id > until_batch:
-            continue
-        if batches is not None and f.batch_id not in batches:
-            continue
+    for f in run_files(files, until_batch, batches):
         sha = file_sha256(f.path)
         if (f.relative, sha) in published:
             report.skipped_files.append(f.relative)
