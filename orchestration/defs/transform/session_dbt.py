@@ -62,6 +62,8 @@ class SessionDbtInvocation:
             "--target-path", str(target_path),
             "--log-path", str(target_path),
             "--no-send-anonymous-usage-stats",
+            # dbt's lines go to the run's log (stdout), plain as the dbt CLI's events were.
+            "--no-use-colors",
         ]  # fmt: skip
         self._events: queue.Queue[Any] = queue.Queue()
         self._result: Any = None
