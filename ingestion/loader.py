@@ -92,8 +92,26 @@ GROUP_BATCHES = True
 GROUP_MAX_BYTES = 256 * 2**20
 # What tells two versions of a key apart, for the entities of ONE_VERSION_PER_KEY. A
 # currency code is one code in any case and with spaces around it (docs/data-model.md).
-_VERSION_VALUES: dict[str, str] = {"quotas": "row(amount, upper(trim(currency)))"}
+_VERSION_VALUES: dict[str, tuple[str, ...]] = {"quotas": ("amount", "upper(trim(currency))")}
 assert set(_VERSION_VALUES) == ONE_VERSION_PER_KEY, "every such entity needs its values"
+
+
+@dataclass(frozen=True)
+class SqlDialect:
+    """How an engine spells the few things the supersede and dedup rules need in SQL
+    (``candidates_sql``); the Spark loader passes Spark's."""
+
+    row: str  # a tuple constructor; tuples compare field by field
+    earliest: str  # the timestamp a missing updated_at counts as: it loses to any other
+    # How many distinct values of {0} the window {1} holds.
+    distinct_in_window: str
+
+
+DUCKDB = SqlDialect(
+    row="row",
+    earliest="TIMESTAMP '-infinity'",
+    distinct_in_window="count(DISTINCT {0}) OVER ({1})",
+)
 
 # What later entities of a batch read of its accepted rows (``_frame_sql``): the keys
 # they reference, and an opportunity's creation time for its stage changes. A copy of
@@ -170,6 +188,19 @@ class IngestionReport:
         return "; ".join(parts)
 
 
+def run_files(
+    files: list[LandingFile], until_batch: str | None, batches: Collection[str] | None
+) -> Iterator[LandingFile]:
+    """The landing files a run reads, on either engine: none of a batch after
+    ``until_batch`` (still being written), and with ``batches`` only theirs."""
+    for f in files:
+        if until_batch is not None and f.batch_id > until_batch:
+            continue
+        if batches is not None and f.batch_id not in batches:
+            continue
+        yield f
+
+
 @dataclass(frozen=True)
 class _Staged:
     """A file read and typed into a temporary table (or the reason it could not be)."""
@@ -224,11 +255,7 @@ def ingest(
     # A file with the size and mtime it had when published is that file: not hashed again.
     unchanged = {(path, size, mtime): sha for path, sha, size, mtime in log if size is not None}
     to_load: dict[str, list[tuple[LandingFile, str, os.stat_result]]] = {}
-    for f in files:
-        if until_batch is not None and f.batch_id > until_batch:
-            continue
-        if batches is not None and f.batch_id not in batches:
-            continue
+    for f in run_files(files, until_batch, batches):
         stat = f.path.stat()
         sha = unchanged.get((f.relative, stat.st_size, stat.st_mtime_ns)) or file_sha256(f.path)
         if (f.relative, sha) in published:
@@ -447,6 +474,44 @@ def _fails(outcome: Any) -> bool:
     return not outcome.success and outcome.severity == "error"
 
 
+def file_verdict(
+    result: FileResult, outcomes: Any, quarantine_max_share: float
+) -> list[tuple[int, list[str]]]:
+    """What the gate's outcomes on one file decide, on either engine: the rows failing a
+    row-level ERROR rule, each with its rules, to quarantine (by row number). A failed
+    batch-level ERROR rule, or a share of failing rows above ``quarantine_max_share``,
+    adds its reason to ``result.reasons``: the batch is rejected."""
+    bad_rows: dict[int, list[str]] = {}
+    for o in filter(_fails, outcomes):
+        if o.rule.level == "batch":
+            result.reasons.append(o.describe())
+        else:
+            for _file, row in o.unexpected_rows:
+                bad_rows.setdefault(int(row), []).append(o.rule.name)
+    share = len(bad_rows) / result.input_rows if result.input_rows else 0.0
+    if share > quarantine_max_share:
+        result.reasons.append(
+            f"{result.file.relative}: {len(bad_rows):,} of {result.input_rows:,} rows "
+            f"({share:.1%}) fail row-level ERROR rules, above quality.quarantine_max_share "
+            f"({quarantine_max_share:.1%}); fix the export or raise the threshold."
+        )
+    return sorted(bad_rows.items())
+
+
+def reject_if_any_failed(results: list[FileResult]) -> bool:
+    """A batch is published whole or not at all: when any of its files has a reason,
+    every file is rejected (nothing loaded, every row counted rejected). Whether it was."""
+    if not any(r.reasons for r in results):
+        return False
+    for r in results:
+        r.status = "rejected"
+        r.loaded_rows = r.quarantined_rows = r.duplicate_rows = 0
+        r.rejected_rows = r.input_rows
+        if not r.reasons:
+            r.reasons.append("another file of this batch failed (see its reasons)")
+    return True
+
+
 def _group_candidates_sql(entity: Entity, staged: list[tuple[int, _Staged]]) -> str:
     """``_with_candidates`` over several batches' files of one entity at once: newest
     per key within each file; a candidate if its key is new, or if it is newer than and
@@ -462,7 +527,7 @@ def _group_candidates_sql(entity: Entity, staged: list[tuple[int, _Staged]]) -> 
     )
     flag, per_version, conflicting = "", "", ""
     if entity.name in ONE_VERSION_PER_KEY:
-        values = _VERSION_VALUES[entity.name]
+        values = _version_values(entity)
         flag = (
             f", (NOT ({null_key}) AND count(DISTINCT {values}) "
             f"OVER (PARTITION BY _batch_order, {key}) > 1) AS key__conflicting"
@@ -640,21 +705,9 @@ def _validate_and_publish(
         s = staged[n] = _with_candidates(con, s, ctx.full_export)
         outcomes = _validate(con, entity, s, ctx)
         _record_outcomes(con, s.result, outcomes, ctx)
-        bad_rows: dict[int, list[str]] = {}
-        for o in filter(_fails, outcomes):
-            if o.rule.level == "batch":
-                s.result.reasons.append(o.describe())
-            else:
-                for _file, row in o.unexpected_rows:
-                    bad_rows.setdefault(int(row), []).append(o.rule.name)
-        share = len(bad_rows) / s.result.input_rows if s.result.input_rows else 0.0
-        if share > ctx.quarantine_max_share:
-            s.result.reasons.append(
-                f"{s.result.file.relative}: {len(bad_rows):,} of {s.result.input_rows:,} rows "
-                f"({share:.1%}) fail row-level ERROR rules, above quality.quarantine_max_share "
-                f"({ctx.quarantine_max_share:.1%}); fix the export or raise the threshold."
-            )
-        quarantine[s.result.file.relative] = sorted(bad_rows.items())
+        bad_rows = quarantine[s.result.file.relative] = file_verdict(
+            s.result, outcomes, ctx.quarantine_max_share
+        )
         referenced = _REFERENCED_COLUMNS.get(entity.name)
         if referenced:
             # Later entities of this batch may reference these rows: their keys.
@@ -662,18 +715,10 @@ def _validate_and_publish(
             con.execute(
                 f"CREATE TEMP TABLE _batch_{entity.name} AS SELECT {', '.join(referenced)} "
                 f"FROM {s.candidates} WHERE _source_row NOT IN (SELECT unnest(?::BIGINT[]))",
-                [list(bad_rows)],
+                [[row for row, _rules in bad_rows]],
             )
 
-    reasons = [r for s in staged for r in s.result.reasons]
-    if reasons:
-        for s in staged:
-            s.result.status = "rejected"
-            s.result.loaded_rows = s.result.quarantined_rows = s.result.duplicate_rows = 0
-            s.result.rejected_rows = s.result.input_rows
-            if not s.result.reasons:
-                s.result.reasons.append("another file of this batch failed (see its reasons)")
-    else:
+    if not reject_if_any_failed([s.result for s in staged]):
         for s in staged:
             if s.table is not None:
                 _publish(con, s, quarantine[s.result.file.relative], ctx)
@@ -834,68 +879,54 @@ def _json_object(columns: list[str]) -> str:
     return f"CAST(json_object({pairs}) AS VARCHAR)"
 
 
-def _version(entity: Entity, alias: str = "") -> list[str]:
+def _version(entity: Entity, alias: str = "", dialect: SqlDialect = DUCKDB) -> list[str]:
     """The supersede order as a tuple: latest updated_at (a missing one loses), then the
     later batch, then the later row of the file."""
     parts = [f"{alias}_batch_id", f"{alias}_source_row"]
     if "updated_at" in entity.column_names:
-        parts.insert(0, f"coalesce({alias}updated_at, TIMESTAMP '-infinity')")
+        parts.insert(0, f"coalesce({alias}updated_at, {dialect.earliest})")
     return parts
 
 
-def _with_candidates(
-    con: duckdb.DuckDBPyConnection, s: _Staged, full_export: bool = False
-) -> _Staged:
-    """The rows that would change raw: newest per key in the file, newer than the stored
-    row and different from it (an identical re-export is a duplicate, not an update).
+def _version_values(entity: Entity, dialect: SqlDialect = DUCKDB) -> str:
+    return f"{dialect.row}({', '.join(_VERSION_VALUES[entity.name])})"
 
-    Rows with a missing key cannot be matched; they stay candidates (and fail the
-    not-null rule). Everything else that is not a candidate is a duplicate.
+
+def candidates_sql(entity: Entity, staged: str, dialect: SqlDialect = DUCKDB) -> str:
+    """The query of ``_with_candidates`` (both engines run it): the rows of the table
+    ``staged`` (one file, typed) that would change raw.
+
+    Newest per key in the file, newer than the stored row and different from it (an
+    identical re-export is a duplicate, not an update). Rows with a missing key cannot
+    be matched; they stay candidates (and fail the not-null rule).
 
     An entity of ``ONE_VERSION_PER_KEY`` gets the flag ``key__conflicting``: a key the
     file holds with different values keeps one row per distinct version, each a
     candidate whatever raw holds (all of them fail ``<entity>.key_not_conflicting``);
     an identical repeat of a version is still a duplicate.
     """
-    entity = s.result.file.entity
     target = f"{RAW_SCHEMA}.{entity.name}"
     key = ", ".join(entity.key)
     null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
-    newest_first = ", ".join(f"{part} DESC" for part in _version(entity))
+    newest_first = ", ".join(f"{part} DESC" for part in _version(entity, "", dialect))
     matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
-    newer = f"row({', '.join(_version(entity, 'n.'))}) > row({', '.join(_version(entity, 't.'))})"
-    changed = (
-        f"row({', '.join('n.' + c for c in entity.column_names)}) IS DISTINCT FROM "
-        f"row({', '.join('t.' + c for c in entity.column_names)})"
+    row = dialect.row
+    newer = (
+        f"{row}({', '.join(_version(entity, 'n.', dialect))}) > "
+        f"{row}({', '.join(_version(entity, 't.', dialect))})"
     )
-    if entity.name not in ONE_VERSION_PER_KEY and not full_export:
-        # A file of distinct keys into an empty table (a first load): every row is a
-        # candidate, and the staged table serves as is. Copying it cost 40 s of a
-        # 1M-opportunity first load. (A full export keeps its staged table whole: the
-        # records it holds are the ones not deleted.)
-        # Raw first: a daily batch stops there, without grouping its file by key.
-        ((stored,),) = con.execute(f"SELECT EXISTS (SELECT 1 FROM {target})").fetchall()
-        if not stored:
-            ((repeated,),) = con.execute(
-                f"SELECT EXISTS (SELECT 1 FROM {s.table} WHERE NOT ({null_key}) "
-                f"GROUP BY {key} HAVING count(*) > 1)"
-            ).fetchall()
-            if not repeated:
-                s.result.duplicate_rows = 0
-                return _Staged(s.result, s.table, s.header, s.table)
-    candidates = f"{s.table}_candidates"
+    changed = (
+        f"{row}({', '.join('n.' + c for c in entity.column_names)}) IS DISTINCT FROM "
+        f"{row}({', '.join('t.' + c for c in entity.column_names)})"
+    )
     flag, per_version, conflicting = "", "", ""
     if entity.name in ONE_VERSION_PER_KEY:
-        values = _VERSION_VALUES[entity.name]
-        flag = (
-            f", (NOT ({null_key}) AND count(DISTINCT {values}) OVER (PARTITION BY {key}) > 1) "
-            f"AS key__conflicting"
-        )
+        values = _version_values(entity, dialect)
+        distinct = dialect.distinct_in_window.format(values, f"PARTITION BY {key}")
+        flag = f", (NOT ({null_key}) AND {distinct} > 1) AS key__conflicting"
         per_version = f", CASE WHEN key__conflicting THEN {values} END"
         conflicting = "n.key__conflicting OR "
-    con.execute(
-        f"""CREATE TEMP TABLE {candidates} AS
-            WITH flagged AS (SELECT *{flag} FROM {s.table}),
+    return f"""WITH flagged AS (SELECT *{flag} FROM {staged}),
             newest AS (
                 SELECT * FROM flagged
                 QUALIFY {null_key}
@@ -905,7 +936,35 @@ def _with_candidates(
             )
             SELECT n.* FROM newest n LEFT JOIN {target} t ON {matches}
             WHERE t.{entity.key[0]} IS NULL OR {conflicting}({newer} AND {changed})"""
-    )
+
+
+def _with_candidates(
+    con: duckdb.DuckDBPyConnection, s: _Staged, full_export: bool = False
+) -> _Staged:
+    """The rows that would change raw (``candidates_sql``), in a temporary table; every
+    other row of the file is a duplicate."""
+    entity = s.result.file.entity
+    if entity.name not in ONE_VERSION_PER_KEY and not full_export:
+        # A file of distinct keys into an empty table (a first load): every row is a
+        # candidate, and the staged table serves as is. Copying it cost 40 s of a
+        # 1M-opportunity first load. (A full export keeps its staged table whole: the
+        # records it holds are the ones not deleted.)
+        # Raw first: a daily batch stops there, without grouping its file by key.
+        ((stored,),) = con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{entity.name})"
+        ).fetchall()
+        if not stored:
+            null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
+            ((repeated,),) = con.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {s.table} WHERE NOT ({null_key}) "
+                f"GROUP BY {', '.join(entity.key)} HAVING count(*) > 1)"
+            ).fetchall()
+            if not repeated:
+                s.result.duplicate_rows = 0
+                return _Staged(s.result, s.table, s.header, s.table)
+    assert s.table is not None
+    candidates = f"{s.table}_candidates"
+    con.execute(f"CREATE TEMP TABLE {candidates} AS\n            {candidates_sql(entity, s.table)}")
     (count,) = con.execute(f"SELECT count(*) FROM {candidates}").fetchone()
     s.result.duplicate_rows = s.result.input_rows - count
     return _Staged(s.result, s.table, s.header, candidates)

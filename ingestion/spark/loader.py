@@ -32,12 +32,21 @@ import duckdb
 from ingestion.errors import LandingError
 from ingestion.landing.layout import LandingFile, discover, file_sha256
 from ingestion.landing.reader import read_header
-from ingestion.loader import _FALSE, _TRUE, FileResult, IngestionReport
+from ingestion.loader import (
+    _FALSE,
+    _TRUE,
+    FileResult,
+    IngestionReport,
+    SqlDialect,
+    candidates_sql,
+    file_verdict,
+    reject_if_any_failed,
+    run_files,
+)
 from ingestion.schema import (
     ENTITIES,
     EXPORT_LINEAGE,
     LINEAGE_COLUMNS,
-    ONE_VERSION_PER_KEY,
     PROCESSING_ORDER,
     REFERENCES,
     Column,
@@ -56,10 +65,13 @@ from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-# The DuckDB loader's version values of ONE_VERSION_PER_KEY entities, in Spark SQL.
-_VERSION_VALUES: dict[str, str] = {"quotas": "struct(amount, upper(trim(currency)))"}
-assert set(_VERSION_VALUES) == ONE_VERSION_PER_KEY, "every such entity needs its values"
-_MIN_TIMESTAMP = "TIMESTAMP '0001-01-01 00:00:00'"
+# The candidate query is the DuckDB loader's (ingestion.loader.candidates_sql), in Spark's
+# words: Spark has no distinct window aggregate and no -infinity timestamp.
+SPARK_SQL = SqlDialect(
+    row="struct",
+    earliest="TIMESTAMP '0001-01-01 00:00:00'",
+    distinct_in_window="size(collect_set({0}) OVER ({1}))",
+)
 
 
 def _q(name: str) -> str:
@@ -127,11 +139,7 @@ def ingest_spark(
         ).collect()
     }
     to_load: dict[str, list[tuple[LandingFile, str]]] = {}
-    for f in files:
-        if until_batch is not None and f.batch_id > until_batch:
-            continue
-        if batches is not None and f.batch_id not in batches:
-            continue
+    for f in run_files(files, until_batch, batches):
         sha = file_sha256(f.path)
         if (f.relative, sha) in published:
             report.skipped_files.append(f.relative)
@@ -314,51 +322,13 @@ def _stage_file(spark: SparkSession, f: LandingFile, sha: str, ctx: _RunContext)
     return _Staged(result, typed_frame, text, header)
 
 
-def _version(entity: Entity, alias: str = "") -> list[str]:
-    parts = [f"{alias}_batch_id", f"{alias}_source_row"]
-    if "updated_at" in entity.column_names:
-        parts.insert(0, f"coalesce({alias}updated_at, {_MIN_TIMESTAMP})")
-    return parts
-
-
 def _with_candidates(spark: SparkSession, s: _Staged) -> DataFrame:
     """ingestion.loader._with_candidates: the rows that would change raw."""
     entity = s.result.file.entity
     name = f"_staged_{entity.name}"
     assert s.typed is not None
     s.typed.createOrReplaceTempView(name)
-    key = ", ".join(entity.key)
-    null_key = " OR ".join(f"{k} IS NULL" for k in entity.key)
-    newest_first = ", ".join(f"{p} DESC" for p in _version(entity))
-    matches = " AND ".join(f"t.{k} = n.{k}" for k in entity.key)
-    newer = (
-        f"struct({', '.join(_version(entity, 'n.'))}) > struct({', '.join(_version(entity, 't.'))})"
-    )
-    changed = (
-        f"NOT (struct({', '.join('n.' + c for c in entity.column_names)}) <=> "
-        f"struct({', '.join('t.' + c for c in entity.column_names)}))"
-    )
-    flag, per_version, conflicting = "", "", ""
-    if entity.name in ONE_VERSION_PER_KEY:
-        values = _VERSION_VALUES[entity.name]
-        flag = (
-            f", (NOT ({null_key}) AND size(collect_set({values}) OVER (PARTITION BY {key})) > 1)"
-            f" AS key__conflicting"
-        )
-        per_version = f", CASE WHEN key__conflicting THEN {values} END"
-        conflicting = "n.key__conflicting OR "
-    candidates = spark.sql(
-        f"""WITH flagged AS (SELECT *{flag} FROM {name}),
-            ranked AS (
-                SELECT *, row_number() OVER (
-                    PARTITION BY {key}{per_version} ORDER BY {newest_first}) AS _rank
-                FROM flagged
-            ),
-            newest AS (SELECT * FROM ranked WHERE {null_key} OR _rank = 1)
-            SELECT n.* FROM newest n LEFT JOIN {RAW_SCHEMA}.{entity.name} t ON {matches}
-            WHERE t.{entity.key[0]} IS NULL OR {conflicting}({newer} AND {changed})"""
-    ).drop("_rank")
-    return candidates.localCheckpoint(eager=True)
+    return spark.sql(candidates_sql(entity, name, SPARK_SQL)).localCheckpoint(eager=True)
 
 
 def _validation_frame(
@@ -420,40 +390,18 @@ def _validate_and_publish(
         frame = _validation_frame(spark, entity, s.candidates, accepted)
         outcomes = validate_frame(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
         outcome_rows += _outcome_rows(s.result, outcomes, ctx)
-        bad_rows: dict[int, list[str]] = {}
-        for o in outcomes:
-            if o.success or o.severity != "error":
-                continue
-            if o.rule.level == "batch":
-                s.result.reasons.append(o.describe())
-            else:
-                for _file, row in o.unexpected_rows:
-                    bad_rows.setdefault(int(row), []).append(o.rule.name)
-        share = len(bad_rows) / s.result.input_rows if s.result.input_rows else 0.0
-        if share > ctx.quarantine_max_share:
-            s.result.reasons.append(
-                f"{s.result.file.relative}: {len(bad_rows):,} of {s.result.input_rows:,} rows "
-                f"({share:.1%}) fail row-level ERROR rules, above quality.quarantine_max_share "
-                f"({ctx.quarantine_max_share:.1%}); fix the export or raise the threshold."
-            )
-        quarantine[s.result.file.relative] = sorted(bad_rows.items())
+        bad_rows = quarantine[s.result.file.relative] = file_verdict(
+            s.result, outcomes, ctx.quarantine_max_share
+        )
         good = s.candidates
         if bad_rows:
-            bad = spark.createDataFrame([(r,) for r in bad_rows], "_bad_row bigint")
+            bad = spark.createDataFrame([(r,) for r, _rules in bad_rows], "_bad_row bigint")
             good = good.join(bad, good["_source_row"] == bad["_bad_row"], "left_anti")
         accepted[entity.name] = good.localCheckpoint(eager=True)
 
     if outcome_rows:
         _append(spark, "validation_results", outcome_rows)
-    reasons = [r for s in staged for r in s.result.reasons]
-    if reasons:
-        for s in staged:
-            s.result.status = "rejected"
-            s.result.loaded_rows = s.result.quarantined_rows = s.result.duplicate_rows = 0
-            s.result.rejected_rows = s.result.input_rows
-            if not s.result.reasons:
-                s.result.reasons.append("another file of this batch failed (see its reasons)")
-    else:
+    if not reject_if_any_failed([s.result for s in staged]):
         swaps = []
         for s in staged:
             if s.typed is None:

@@ -3,13 +3,16 @@
 Tables live in Spark's warehouse folder (``spark.warehouse_dir``, by default
 ``<warehouse stem>.spark/`` beside the DuckDB path), registered in a Hive metastore. On this
 machine that metastore is an embedded Derby database in ``<warehouse stem>.spark-session/``,
-which one JVM at a time may open: the loader's session and dbt's (a subprocess) take turns,
-so :func:`stop_session` ends this process's JVM before dbt starts. On a cluster the conf
-points at the cluster's metastore (``spark.hadoop.hive.metastore.uris``) instead.
+which one JVM at a time may open. A run's steps share this process's session: the pipeline
+runs dbt in this process (orchestration.defs.transform.session_dbt), where dbt-spark's
+session method gets the same session, so a run starts one JVM. :func:`stop_session` ends
+it (and releases the metastore) before a session of another deployment starts. On a
+cluster the conf points at the cluster's metastore (``spark.hadoop.hive.metastore.uris``)
+instead.
 
-The same properties reach dbt-spark through ``spark-defaults.conf`` in a conf folder
-(:func:`write_conf_dir`, read by spark-submit through SPARK_CONF_DIR), so the loader and
-dbt always see one catalog.
+The same properties reach a dbt started by hand through ``spark-defaults.conf`` in a conf
+folder (:func:`write_conf_dir`, read by spark-submit through SPARK_CONF_DIR), so it sees
+the loader's catalog.
 """
 
 from __future__ import annotations

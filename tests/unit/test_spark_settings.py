@@ -39,7 +39,7 @@ def test_spark_properties_put_everything_beside_the_warehouse(tmp_path):
     assert conf["spark.driver.memory"] == "16g"
     assert conf["spark.sql.warehouse.dir"] == "s3a://bucket/crm"
     assert "spark.sql.shuffle.partitions" not in conf
-    # dbt-spark gets the same properties through SPARK_CONF_DIR.
+    # A dbt run by hand (dbt_project/profiles.yml) gets them through SPARK_CONF_DIR.
     folder = write_conf_dir(cluster)
     lines = (folder / "spark-defaults.conf").read_text().splitlines()
     assert "spark.master spark://head:7077" in lines

@@ -1,6 +1,5 @@
 """dbt models as Dagster assets; one `dbt build` per run, so dbt's start-up is paid once."""
 
-import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -61,36 +60,41 @@ def dbt_models(
     # advises, not on every run.
     args = ["build", "--exclude-resource-type", "unit_test"]
     staging: StagingState | None = None  # DuckDB only
-    with contextlib.ExitStack() as spark_env:
-        if cfg.engine == "spark":
-            from ingestion.spark.session import conf_env, stop_session
+    invocation: Any
+    if cfg.engine == "spark":
+        from ingestion.spark.session import get_session
+        from orchestration.defs.transform.session_dbt import SessionDbtInvocation
 
-            # dbt-spark starts a Spark of its own, which needs this process's local
-            # metastore; it reads the deployment's Spark properties from SPARK_CONF_DIR.
-            stop_session()
-            spark_env.enter_context(conf_env(cfg))
-            # On Spark the as_of goes as a var (quality.run_context is DuckDB's).
-            args += ["--target", "spark", "--vars", json.dumps({**dbt_vars(cfg), "as_of": as_of})]
-        else:
-            with connect(cfg.warehouse) as con:
-                write_run_context(con, as_of, context.run.run_id)
-                staging = staging_state(con, DBT_PROJECT_DIR, dbt_vars(cfg))
-            args += ["--vars", json.dumps(dbt_vars(cfg))]
-            if staging.unchanged:
-                args += SKIP_STAGING_ARGS
-                views, tests = staging_nodes(json.loads(dbt_project.manifest_path.read_text()))
-                context.log.info(
-                    f"{NOT_RERUN} {len(views)} staging views and their {len(tests)} tests: "
-                    "no batch published, and the stage map and the dbt project are unchanged "
-                    f"since run {staging.verified_by[:8]} passed them."
-                )
+        # dbt-spark's session method, in this process: it builds on the loader's session
+        # (started here when this step runs in a process of its own).
+        get_session(cfg)
+        # On Spark the as_of goes as a var (quality.run_context is DuckDB's).
+        args += ["--target", "spark", "--vars", json.dumps({**dbt_vars(cfg), "as_of": as_of})]
+        invocation = SessionDbtInvocation(
+            dbt, args, context=context, translator=CrmDbtTranslator(), target_path=target_path
+        )
+    else:
+        with connect(cfg.warehouse) as con:
+            write_run_context(con, as_of, context.run.run_id)
+            staging = staging_state(con, DBT_PROJECT_DIR, dbt_vars(cfg))
+        args += ["--vars", json.dumps(dbt_vars(cfg))]
+        if staging.unchanged:
+            args += SKIP_STAGING_ARGS
+            views, tests = staging_nodes(json.loads(dbt_project.manifest_path.read_text()))
+            context.log.info(
+                f"{NOT_RERUN} {len(views)} staging views and their {len(tests)} tests: "
+                "no batch published, and the stage map and the dbt project are unchanged "
+                f"since run {staging.verified_by[:8]} passed them."
+            )
         invocation = dbt.cli(args, context=context, target_path=target_path, raise_on_error=False)
     try:
         yield from invocation.stream()
     finally:
         # An exception while streaming (Dagster refusing an event, an interrupt) leaves dbt
         # running with the warehouse open: it would hold DuckDB's lock against every retry.
-        if invocation.process.poll() is None:
+        if cfg.engine == "spark":
+            invocation.wait()
+        elif invocation.process.poll() is None:
             invocation.process.terminate()
             invocation.process.wait(timeout=60)
     if cfg.engine == "spark":

@@ -1,0 +1,124 @@
+"""`dbt build` on engine: spark, inside this process, on the loader's Spark session.
+
+dbt-spark's ``session`` method runs its SQL on ``SparkSession.builder.getOrCreate()``: run
+by dbt's programmatic entry point (``dbtRunner``) in the process that ingested, it gets the
+session the loader already has, so a run starts one JVM instead of two. A dbt CLI process
+would start a second JVM, which has to wait for the first one to exit (the local
+metastore admits one) and then pays the JVM's start, the metastore's and a cold JIT again:
+about a minute of every Spark run on this machine (docs/spark.md, "When to switch").
+
+The events are dagster-dbt's: each dbt event becomes the JSON record the dbt CLI would
+have printed, and dagster-dbt turns it into the same Dagster outputs and check results as
+for the CLI (``DbtCliInvocation.stream``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource
+
+_DONE = object()
+
+
+class SessionDbtInvocation:
+    """One `dbt <args>` in this process, run in a thread while the step streams its
+    events; ``is_successful``, ``get_error`` and ``stream`` as DbtCliInvocation's."""
+
+    def __init__(
+        self,
+        dbt: DbtCliResource,
+        args: Sequence[str],
+        *,
+        context: dg.AssetExecutionContext,
+        translator: DagsterDbtTranslator,
+        target_path: Path,
+    ) -> None:
+        from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_context
+
+        # The selection of the assets this step materialises (all of them in a pipeline
+        # run, a subset when a user picks some in the UI), as dbt.cli computes it.
+        params = get_updated_cli_invocation_params_for_context(
+            context=context, manifest={}, dagster_dbt_translator=translator
+        )
+        self._manifest = params.manifest
+        self._translator = params.dagster_dbt_translator
+        self._project = params.dbt_project
+        self._context = context
+        self.target_path = target_path
+        project_dir = params.dbt_project.project_dir if params.dbt_project else dbt.project_dir
+        self.args = [
+            *args,
+            *params.selection_args,
+            *(["--indirect-selection", params.indirect_selection]
+              if params.indirect_selection else []),
+            "--project-dir", str(project_dir),
+            "--profiles-dir", str(dbt.profiles_dir or project_dir),
+            "--target-path", str(target_path),
+            "--log-path", str(target_path),
+            "--no-send-anonymous-usage-stats",
+            # dbt's lines go to the run's log (stdout), plain as the dbt CLI's events were.
+            "--no-use-colors",
+        ]  # fmt: skip
+        self._events: queue.Queue[Any] = queue.Queue()
+        self._result: Any = None
+        self._errors: list[str] = []
+        self._thread = threading.Thread(target=self._invoke, name="dbt", daemon=True)
+        self._thread.start()
+
+    def _invoke(self) -> None:
+        from dbt.cli.main import dbtRunner
+        from dbt_common.events.functions import msg_to_dict
+
+        def forward(event: Any) -> None:
+            self._events.put(msg_to_dict(event))
+
+        try:
+            self._result = dbtRunner(callbacks=[forward]).invoke(self.args)
+        except BaseException as exc:  # reported by get_error, not lost in the thread
+            self._errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._events.put(_DONE)
+
+    def stream(self) -> Iterator[Any]:
+        """The Dagster events of dbt's events, as they come."""
+        from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
+        while (raw := self._events.get()) is not _DONE:
+            if raw.get("info", {}).get("level") == "error":
+                self._errors.append(raw["info"].get("msg", ""))
+            event = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
+            yield from event.to_default_asset_events(
+                manifest=self._manifest,
+                dagster_dbt_translator=self._translator,
+                context=self._context,
+                target_path=self.target_path,
+                project=self._project,
+            )
+        self._thread.join()
+
+    def wait(self) -> None:
+        """Let dbt finish (its thread cannot be killed); what it still sends is dropped."""
+        while self._thread.is_alive() or not self._events.empty():
+            if self._events.get() is _DONE:
+                break
+        self._thread.join()
+
+    def is_successful(self) -> bool:
+        self.wait()
+        return bool(self._result is not None and self._result.success and not self._errors)
+
+    def get_error(self) -> Exception | None:
+        if self.is_successful():
+            return None
+        exception = getattr(self._result, "exception", None)
+        detail = "; ".join(m for m in [*self._errors, str(exception or "")] if m)
+        return dg.Failure(
+            f"dbt {' '.join(self.args[:1])} on Spark failed: {detail or 'no message'}. "
+            f"See the run's dbt log: {self.target_path / 'dbt.log'}"
+        )
