@@ -131,7 +131,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory, postgres) -> dict[str, tuple[
     for name, text in DIRTY_BATCH.items():
         (known / "landing" / DIRTY / name).write_text(text, encoding="utf-8")
     both = root / "synthetic_and_salesforce"
-    generate(both / "synthetic", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END)
+    # Clean: the bad rows of this comparison are the known-answer fixture's dirty batch.
+    generate(
+        both / "synthetic", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END, clean=True
+    )
     shutil.copytree(FIXTURES / "salesforce", both / "salesforce")
     result = {
         "known_answer": _run_both(
