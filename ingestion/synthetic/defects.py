@@ -21,14 +21,14 @@ quotas or fx rates.
 How many: one per ``DEFECT_EVERY`` (2,000) clean rows of the entity written so far, over
 the batches in order: the j-th defect of an entity is due in the file where its clean
 rows reach j × 2,000 (``_due``). A file holds at most one defect per
-``MIN_ROWS_PER_DEFECT`` (100) of its clean rows, so a defect is at most 1% of a file,
+``MIN_ROWS_PER_DEFECT`` (100) of its clean rows, so defects are at most 1% of a file,
 well below quality.quarantine_max_share (5% by default), at any size; a defect due in a
-smaller file waits for the next file large enough. The kinds of an entity alternate, in
-the order above (its first defect is of its first kind). Which row each defect copies
-and where in the file it goes are drawn from the seed (stream 11 of the seed's
-``SeedSequence``, the world's being 0..10), per batch and entity, so the output stays a
-pure function of the arguments. Unlike the world, the defects depend on ``batches``: they
-belong to the exports, not to the simulated CRM.
+file too small for it waits for the next file large enough (or is not written). The
+kinds of an entity alternate, in the order above (its first defect is of its first
+kind). Which row each defect copies and where in the file it goes are drawn from the
+seed's ``SeedSequence`` under spawn key (11, batch, entity), below the world's children
+0..10, so the output stays a pure function of the arguments. Unlike the world, the
+defects depend on ``batches``: they belong to the exports, not to the simulated CRM.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from ingestion.synthetic.columns import _ids
 
 DEFECT_EVERY = 2_000
 MIN_ROWS_PER_DEFECT = 100
-# The seed's SeedSequence child the defects draw from (the world uses children 0..10).
+# The seed's SeedSequence child the defects draw below (the world uses children 0..10).
 _STREAM = 11
 
 CUSTOM_ACTIVITY_TYPE = "LinkedIn InMail"
