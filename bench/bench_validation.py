@@ -406,7 +406,14 @@ def main(argv: list[str] | None = None) -> int:
 
             landing = work / "landing"
             started = time.perf_counter()
-            generate(landing, opportunities=args.opportunities, batches=args.batches, end=END)
+            # Clean: the defects are the ones inject() adds (none with --clean).
+            generate(
+                landing,
+                opportunities=args.opportunities,
+                batches=args.batches,
+                end=END,
+                clean=True,
+            )
             print(f"generated {landing} in {time.perf_counter() - started:.1f}s")
         if not warehouse.exists():
             started = time.perf_counter()

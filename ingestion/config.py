@@ -55,6 +55,9 @@ class SyntheticSettings:
     opportunities: int = 5000
     batches: int = 4
     seed: int = 42
+    # True: no defective rows (by default about one lead or activity row in 2,000 is,
+    # for the hygiene gate to quarantine; ingestion/synthetic/defects.py).
+    clean: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         "--end", type=date.fromisoformat, default=None, help="date of the last export (UTC)"
     )
     gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.add_argument(
+        "--clean",
+        action="store_true",
+        help="write no defective rows (by default about one lead or activity row in 2,000 "
+        "is defective, for the hygiene gate to quarantine)",
+    )
 
     run = sub.add_parser("run", help="ingest, check and build every mart")
     run.add_argument("--config", type=Path, help="YAML configuration file")
@@ -89,6 +95,7 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         end=args.end,
         fmt=args.format,
+        clean=args.clean,
     )
     print(summary)
     return EXIT_OK

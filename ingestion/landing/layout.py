@@ -110,6 +110,7 @@ def prepare_landing(config: PipelineConfig, *, end: date) -> str | None:
         batches=s.batches,
         seed=s.seed,
         end=end,
+        clean=s.clean,
     )
     return str(summary)
 

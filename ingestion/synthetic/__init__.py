@@ -36,12 +36,17 @@ EUR → USD rates of every weekday from before the first quota to the last cutof
 are in USD. About 2% of the leads have no channel (and their opportunities no
 lead_source).
 
-Determinism: the files are a pure function of (opportunities, batches, seed, end, fmt).
-The same arguments produce byte-identical files (given the same numpy and pyarrow
+Defective rows: about one lead or activity row in 2,000 is an extra, broken copy of a
+clean row (a custom activity type, an activity without a date, a lead without an id, a
+custom lead status), which the hygiene gate quarantines; ``clean=True`` writes none and
+leaves every other row as it is (defects.py).
+
+Determinism: the files are a pure function of (opportunities, batches, seed, end, fmt,
+clean). The same arguments produce byte-identical files (given the same numpy and pyarrow
 versions: numpy's PCG64 streams and pyarrow's writers are stable, and Parquet footers
 name the pyarrow version). ``end`` defaults to today's UTC date, so pass it when you need
 reproducible output. The simulated world does not depend on ``batches`` or ``fmt``; they
-only decide how it is cut into files.
+only decide how it is cut into files (and where the defective rows go).
 
 How the world is simulated, in brief. Every record is sampled with numpy in bulk; the only
 Python loops run over simulation steps, batches and entities. Time is first simulated
@@ -57,13 +62,14 @@ Layout of the package (the world and its parameters, the entity generators, the 
 - ``sampling.py``: numpy sampling helpers; ``columns.py``: Arrow column builders;
 - ``world.py``: ``_World``, assembled from ``entities.py`` (the generators that simulate
   the history) and ``export.py`` (each entity as exported at a cutoff);
+- ``defects.py``: the defective rows added to each export (``_Defects``);
 - ``writer.py``: ``generate()`` and the batch files, re-exported here.
 
 The ``_``-prefixed names are private to the package; its modules share them.
 
 May import: ingestion.errors, ingestion.schema, ingestion.stages (and numpy, pyarrow);
 nothing of Dagster, nothing else of ingestion. Within the package: params ← sampling ←
-columns ← entities/export ← world ← writer.
+columns ← entities/export ← world ← writer, and columns ← defects ← writer.
 """
 
 from ingestion.synthetic.writer import WRITTEN_ENTITIES, GenerationSummary, batch_id_for, generate

@@ -1,4 +1,5 @@
-"""``generate()``: simulate the world once, then cut it into one export per cutoff and
+"""``generate()``: simulate the world once, then cut it into one export per cutoff, add
+the few defective rows a real export holds (defects.py; none with ``clean=True``), and
 write each batch's files (CSV or Parquet) under a temporary name, renamed into place when
 complete. The public API of the package (re-exported by ``ingestion.synthetic``).
 """
@@ -9,7 +10,7 @@ import datetime as dt
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ingestion.errors import ConfigError
 from ingestion.schema import CORE_ENTITIES
+from ingestion.synthetic.defects import _Defects
 from ingestion.synthetic.params import (
     EXPORT_HOUR_UTC,
     MAX_BATCHES,
@@ -36,18 +38,26 @@ from ingestion.synthetic.world import _World
 
 @dataclass(frozen=True)
 class GenerationSummary:
-    """What ``generate`` wrote. ``rows`` counts rows per entity over all batches."""
+    """What ``generate`` wrote. ``rows`` counts rows per entity over all batches, defective
+    ones included; ``defects`` counts the defective rows per hygiene rule they fail (all
+    zero with ``clean=True``)."""
 
     out_dir: Path
     batch_ids: tuple[str, ...]
     rows: dict[str, int]
     end: dt.date
+    defects: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         counts = ", ".join(f"{n:,} {entity}" for entity, n in self.rows.items())
         first, last = self.batch_ids[0], self.batch_ids[-1]
         span = first if first == last else f"{first}..{last}"
-        return f"{len(self.batch_ids)} batch(es) {span} in {self.out_dir}: {counts}"
+        text = f"{len(self.batch_ids)} batch(es) {span} in {self.out_dir}: {counts}"
+        total = sum(self.defects.values())
+        if total:
+            rules = ", ".join(f"{n:,} {rule}" for rule, n in self.defects.items() if n)
+            text += f"; {total:,} of them defective, for the hygiene gate to quarantine ({rules})"
+        return text
 
 
 def batch_id_for(cutoff: dt.datetime) -> str:
@@ -63,22 +73,35 @@ def generate(
     seed: int = 42,
     end: dt.date | None = None,
     fmt: Literal["csv", "parquet"] = "csv",
+    clean: bool = False,
 ) -> GenerationSummary:
     """Write ``batches`` synthetic CRM exports into ``out_dir`` (which must be empty).
 
     ``opportunities`` is the number of opportunities created over the ~24 months before
     the last export, which is taken at 06:00 UTC on ``end`` (default: today, UTC); the
-    others are taken at 06:00 UTC on the days before. The output is byte-identical for
-    the same (opportunities, batches, seed, end, fmt).
+    others are taken at 06:00 UTC on the days before. About one lead or activity row in
+    2,000 is defective, for the hygiene gate to quarantine (defects.py); ``clean=True``
+    writes none, and leaves every other row as it is. The output is byte-identical for
+    the same (opportunities, batches, seed, end, fmt, clean).
     """
     out_dir = Path(out_dir)
     end = _check_args(out_dir, opportunities, batches, seed, end, fmt)
+    if not isinstance(clean, bool):
+        raise ConfigError(f"synthetic generator: clean={clean!r} must be true or false.")
     last_cutoff = dt.datetime.combine(end, dt.time(EXPORT_HOUR_UTC), tzinfo=dt.UTC)
     cutoff_times = [last_cutoff - dt.timedelta(days=batches - 1 - k) for k in range(batches)]
     cutoffs = np.array([int(c.timestamp()) for c in cutoff_times], dtype=np.int64)
     batch_ids = tuple(batch_id_for(c) for c in cutoff_times)
 
     world = _World.simulate(opportunities, seed, int(cutoffs[-1]))
+    # Fresh ids for defective rows start past the world's own.
+    defects = _Defects(
+        seed,
+        {
+            "activities": int(world.act_number.size) + 1,
+            "leads": int(world.lead_number.size) + 1,
+        },
+    )
     rows = {entity: 0 for entity in WRITTEN_ENTITIES}
     out_dir.mkdir(parents=True, exist_ok=True)
     # Arrow writes without holding the GIL, so one writer thread overlaps writing a file
@@ -94,6 +117,8 @@ def generate(
             try:
                 for entity in _WRITE_ORDER:
                     table = world.export(entity, int(cutoff), previous, fmt)
+                    if not clean:
+                        table = defects.add(entity, table, k)
                     rows[entity] += table.num_rows
                     if pending is not None:
                         pending.result()
@@ -108,7 +133,13 @@ def generate(
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
             os.rename(partial, out_dir / batch_id)
-    return GenerationSummary(out_dir=out_dir, batch_ids=batch_ids, rows=rows, end=end)
+    return GenerationSummary(
+        out_dir=out_dir,
+        batch_ids=batch_ids,
+        rows=rows,
+        end=end,
+        defects={rule: 0 for rule in defects.counts} if clean else dict(defects.counts),
+    )
 
 
 # Largest files first, so writing them overlaps building the rest of the batch.

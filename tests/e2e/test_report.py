@@ -33,6 +33,10 @@ pytestmark = pytest.mark.slow
 
 SKELETON = Path(__file__).parents[1] / "fixtures" / "skeleton"
 DEMO_AS_OF = "2026-11-29T06:00:00"
+# The rules the demo's defective rows fail (ingestion/synthetic/defects.py).
+TYPE_RULE = "activities.activity_type_in_value_set"
+DATE_RULE = "activities.occurred_at_not_null"
+ID_RULE = "leads.lead_id_not_null"
 CHROMIUM = "/usr/bin/chromium"
 # Where the browser test leaves its screenshot: $CRM_TEST_ARTIFACTS, else test-artifacts/
 # at the top of the repository (ignored by git).
@@ -68,6 +72,13 @@ def test_a_run_writes_the_dated_and_the_latest_report(demo):
     assert "Marts as of <strong>2026-11-29 06:00:00</strong>" in page
     # Every mart was built: no section explains a missing or empty one.
     assert "Not available:" not in page and "Nothing to show" not in page
+    # The demo's defective rows were quarantined (1,000 opportunities: 4 of the first
+    # batch's 8,732 activities, 1 of its 2,526 leads; defects.py), and the report shows
+    # them by rule instead of "No row has been quarantined".
+    assert query(data / "warehouse.duckdb", "select count(*) from quality.quarantine") == [(5,)]
+    assert "No row has been quarantined" not in page
+    for rule, rows in ((TYPE_RULE, 2), (DATE_RULE, 2), (ID_RULE, 1)):
+        assert re.search(rf"<td>{re.escape(rule)}</td>\s*<td[^>]*>{rows}</td>", page), rule
     # The run's dbt build is in the data-quality section: every one of its tests passed.
     built = json.loads((data / "dbt_target" / "run_results.json").read_text())
     tests = sum(r["unique_id"].startswith("test.") for r in built["results"])
@@ -222,6 +233,8 @@ def test_every_chart_renders_offline_and_nothing_is_fetched(demo, tmp_path):
     # Every chart was drawn with an area, not collapsed to nothing.
     assert len(sizes) == charts
     assert [s for s in sizes if s[1] < 100 or s[2] < 80] == [], sizes
+    # The quarantine chart among them: the demo's defective rows, held back by rule.
+    assert "chart-quarantine" in [s[0] for s in sizes]
     # The tiles the browser shows hold the marts' numbers.
     ((win_rate, deal, cycle, velocity, open_amount),) = query(
         data / "warehouse.duckdb", HEADLINE_SQL

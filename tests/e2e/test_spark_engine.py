@@ -133,7 +133,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory, postgres) -> tuple[Run, Run]:
     (known / DIRTY).mkdir()
     for name, text in DIRTY_BATCH.items():
         (known / DIRTY / name).write_text(text, encoding="utf-8")
-    generate(root / "synthetic", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END)
+    # Clean: the bad rows of this comparison are the known-answer fixture's dirty batch.
+    generate(
+        root / "synthetic", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END, clean=True
+    )
     shutil.copytree(FIXTURES / "salesforce", root / "salesforce")
     pair = _run_both(
         root,

@@ -663,7 +663,9 @@ def test_batches_validated_together_match_batch_by_batch(
     from ingestion.synthetic import generate
 
     landing = tmp_path / "landing"
-    generate(landing, opportunities=300, batches=5, end=date(2026, 11, 26))
+    # Clean: the one ERROR failure is the one made below (a generated defect would be
+    # another, and change which batches are grouped).
+    generate(landing, opportunities=300, batches=5, end=date(2026, 11, 26), clean=True)
     second = sorted(p for p in landing.iterdir())[1]
     # A negative amount: an ERROR rule by default; as WARN it is published and reported.
     _edit(second / "opportunities.csv", "amount", 1, "-5")
@@ -732,7 +734,7 @@ def test_grouped_batches_see_each_other_as_batch_by_batch_does(
     from ingestion.synthetic import generate
 
     landing = tmp_path / "landing"
-    generate(landing, opportunities=100, batches=4, end=date(2026, 11, 26))
+    generate(landing, opportunities=100, batches=4, end=date(2026, 11, 26), clean=True)
     b1, b2, b3, b4 = sorted(landing.iterdir())
     opp = _row(b1 / "opportunities.csv", "opportunity_id", "OPP-00000001")
     updated = {**opp, "amount": "5000", "updated_at": "2026-11-24T00:00:00Z"}
