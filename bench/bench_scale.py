@@ -176,6 +176,31 @@ def floor_transform(db: Path, run_results: Path, stage_map_from: Path) -> None:
 # --- one size ---------------------------------------------------------------------------------
 
 
+def _pipeline(exe: Path, work: Path, n: int, as_of: str, log: str) -> tuple[float, float, int]:
+    """`crm-pipeline run` of size ``n``'s landing into its warehouse, measured."""
+    return measure(
+        [str(exe), "run", "--source", "crm", "--landing", str(work / f"landing_{n}"),
+         "--warehouse", str(work / f"run_{n}" / "warehouse.duckdb"), "--as-of", as_of],
+        work / log,
+    )  # fmt: skip
+
+
+def _floor(step: str, args: list[str], log: Path) -> tuple[float, float, int]:
+    """One floor step (``--load`` or ``--transform``) in a child process, measured."""
+    return measure([sys.executable, str(Path(__file__).resolve()), f"--{step}", *args], log)
+
+
+def _transform_floor(work: Path, n: int, log: str) -> tuple[float, float, int]:
+    """The floor of the last run's transform: its compiled models on the floor's tables."""
+    run_dir = work / f"run_{n}"
+    return _floor(
+        "transform",
+        [str(work / f"floor_{n}" / "warehouse.duckdb"),
+         str(run_dir / "dbt_target" / "run_results.json"), str(run_dir / "warehouse.duckdb")],
+        work / log,
+    )  # fmt: skip
+
+
 def bench_size(n: int, batches: int, work: Path, exe: Path, repeat: int) -> list[dict[str, object]]:
     from ingestion.synthetic import generate
 
@@ -191,24 +216,11 @@ def bench_size(n: int, batches: int, work: Path, exe: Path, repeat: int) -> list
     run_dir = work / f"run_{n}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir()
-    warehouse = run_dir / "warehouse.duckdb"
     floor_dir = work / f"floor_{n}"
     shutil.rmtree(floor_dir, ignore_errors=True)
     floor_dir.mkdir()
     # The compiled SQL names the database after the file: the floor's has the same name.
     floor_db = floor_dir / "warehouse.duckdb"
-    py = sys.executable
-    here = str(Path(__file__).resolve())
-
-    def run(as_of: str, tag: str) -> tuple[float, float, int]:
-        return measure(
-            [str(exe), "run", "--source", "crm", "--landing", str(landing),
-             "--warehouse", str(warehouse), "--as-of", as_of],
-            work / f"{tag}_{n}.log",
-        )  # fmt: skip
-
-    def floor(step: str, *args: str) -> tuple[float, float, int]:
-        return measure([py, here, f"--{step}", *args], work / f"floor_{step}_{n}.log")
 
     rows: list[dict[str, object]] = []
 
@@ -235,22 +247,18 @@ def bench_size(n: int, batches: int, work: Path, exe: Path, repeat: int) -> list
     last_as_of = f"{last.name[:10]}T06:00:00Z"
     try:
         # 1. first load
-        m = run(first_as_of, "first")
-        load = floor("load", str(floor_db), *[str(f) for f in folders[:-1]])
-        transform = floor(
-            "transform", str(floor_db), str(run_dir / "dbt_target" / "run_results.json"),
-            str(warehouse),
-        )  # fmt: skip
-        record("first load", m, [load, transform])
+        m = _pipeline(exe, work, n, first_as_of, f"first_{n}.log")
+        load = _floor(
+            "load", [str(floor_db), *[str(f) for f in folders[:-1]]], work / f"floor_load_{n}.log"
+        )
+        record("first load", m, [load, _transform_floor(work, n, f"floor_transform_{n}.log")])
         # 2. the daily batch
         shutil.move(str(held / last.name), landing / last.name)
-        m = run(last_as_of, "daily")
-        load = floor("load", str(floor_db), str(landing / last.name))
-        transform = floor(
-            "transform", str(floor_db), str(run_dir / "dbt_target" / "run_results.json"),
-            str(warehouse),
-        )  # fmt: skip
-        record("daily batch", m, [load, transform])
+        m = _pipeline(exe, work, n, last_as_of, f"daily_{n}.log")
+        load = _floor(
+            "load", [str(floor_db), str(landing / last.name)], work / f"floor_load_{n}.log"
+        )
+        record("daily batch", m, [load, _transform_floor(work, n, f"floor_transform_{n}.log")])
         rows += nothing_new(n, last, work, exe, repeat)
     finally:
         if (held / last.name).exists():
@@ -262,28 +270,16 @@ def nothing_new(n: int, last: Path, work: Path, exe: Path, repeat: int) -> list[
     """The same landing on the following days, each run followed by its transform floor;
     best of ``repeat`` for both (a few seconds of work, so the machine's noise is large
     beside it: the spread is printed too)."""
-    run_dir = work / f"run_{n}"
-    warehouse = run_dir / "warehouse.duckdb"
-    floor_db = work / f"floor_{n}" / "warehouse.duckdb"
-    if not (warehouse.exists() and floor_db.exists()):
-        raise SystemExit(f"no first load at {n:,} in {work}: run without --only first")
+    if (
+        not (work / f"run_{n}" / "warehouse.duckdb").exists()
+        or not (work / f"floor_{n}" / "warehouse.duckdb").exists()
+    ):
+        raise SystemExit(f"no first load at {n:,} in {work}: run once without --only-nothing-new")
     runs, floors = [], []
     for day in range(1, repeat + 1):
         as_of = dt.date.fromisoformat(last.name[:10]) + dt.timedelta(days=day)
-        runs.append(
-            measure(
-                [str(exe), "run", "--source", "crm", "--landing", str(work / f"landing_{n}"),
-                 "--warehouse", str(warehouse), "--as-of", f"{as_of}T06:00:00Z"],
-                work / f"nothing_new_{n}_{day}.log",
-            )
-        )  # fmt: skip
-        floors.append(
-            measure(
-                [sys.executable, str(Path(__file__).resolve()), "--transform", str(floor_db),
-                 str(run_dir / "dbt_target" / "run_results.json"), str(warehouse)],
-                work / f"floor_transform_{n}_{day}.log",
-            )
-        )  # fmt: skip
+        runs.append(_pipeline(exe, work, n, f"{as_of}T06:00:00Z", f"nothing_new_{n}_{day}.log"))
+        floors.append(_transform_floor(work, n, f"floor_transform_{n}_{day}.log"))
     if any(m[2] != 0 for m in runs + floors):
         raise SystemExit(f"nothing new at {n:,} failed: see the logs in {work}")
     best, best_floor = min(runs), min(floors)

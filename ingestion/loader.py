@@ -574,17 +574,8 @@ def _group_candidates_sql(entity: Entity, staged: list[tuple[int, _Staged]]) -> 
 def _group_frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, group: str) -> str:
     """``_frame_sql`` for a grouped pass: each row's flags as its own batch would see
     them, from raw and the candidates of its batch and the earlier ones."""
-    flags, joins = [], []
-    for column, ref_entity, ref_key in REFERENCES.get(entity.name, ()):
-        found = [
-            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{ref_entity} r WHERE r.{ref_key} = c.{column})"
-        ]
-        if _temp_table_exists(con, f"_group_{ref_entity}"):
-            found.append(
-                f"EXISTS (SELECT 1 FROM _group_{ref_entity} b WHERE b.{ref_key} = c.{column} "
-                f"AND b._batch_order <= c._batch_order)"
-            )
-        flags.append(f"(c.{column} IS NULL OR {' OR '.join(found)}) AS {column}__known")
+    flags = _reference_flags(con, entity, "_group_", " AND b._batch_order <= c._batch_order")
+    joins = []
     if entity.name == "stage_changes":
         joins.append(
             f"LEFT JOIN {RAW_SCHEMA}.opportunities ro ON ro.opportunity_id = c.opportunity_id"
@@ -1023,17 +1014,8 @@ def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> st
     """The candidates with the flags the hygiene suite reads: whether each reference
     resolves (in raw or among this batch's accepted rows), the creation time of a stage
     change's opportunity, whether a contact's e-mail is already taken."""
-    flags = []
+    flags = _reference_flags(con, entity, "_batch_")
     joins = []
-    for column, ref_entity, ref_key in REFERENCES.get(entity.name, ()):
-        found = [
-            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{ref_entity} r WHERE r.{ref_key} = c.{column})"
-        ]
-        if _temp_table_exists(con, f"_batch_{ref_entity}"):
-            found.append(
-                f"EXISTS (SELECT 1 FROM _batch_{ref_entity} b WHERE b.{ref_key} = c.{column})"
-            )
-        flags.append(f"(c.{column} IS NULL OR {' OR '.join(found)}) AS {column}__known")
     if entity.name == "stage_changes":
         joins.append(
             f"LEFT JOIN {RAW_SCHEMA}.opportunities ro ON ro.opportunity_id = c.opportunity_id"
@@ -1056,6 +1038,25 @@ def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> st
             "AS email__seen_in_batch"
         )
     return _frame_select(con, entity, s.candidates, flags, joins)
+
+
+def _reference_flags(
+    con: duckdb.DuckDBPyConnection, entity: Entity, kept: str, kept_filter: str = ""
+) -> list[str]:
+    """``<column>__known`` for each reference of ``entity``: null, or found in raw or among
+    the accepted rows kept in ``<kept><referenced entity>`` (matching ``kept_filter``)."""
+    flags = []
+    for column, ref_entity, ref_key in REFERENCES.get(entity.name, ()):
+        found = [
+            f"EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{ref_entity} r WHERE r.{ref_key} = c.{column})"
+        ]
+        if _temp_table_exists(con, f"{kept}{ref_entity}"):
+            found.append(
+                f"EXISTS (SELECT 1 FROM {kept}{ref_entity} b WHERE b.{ref_key} = c.{column}"
+                f"{kept_filter})"
+            )
+        flags.append(f"(c.{column} IS NULL OR {' OR '.join(found)}) AS {column}__known")
+    return flags
 
 
 def _frame_select(

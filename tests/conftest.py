@@ -77,10 +77,6 @@ def pg_url(postgres_server, request) -> str:
     """A fresh database owned by a role with a password; its connection string."""
     import re
 
-    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
-    role, password = f"{name}_publisher", f"pw-{name[-12:]}-S3cret"
-    postgres_server.admin(f"DROP DATABASE IF EXISTS {name}")
-    postgres_server.admin(f"DROP ROLE IF EXISTS {role}")
-    postgres_server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-    postgres_server.admin(f"CREATE DATABASE {name} OWNER {role}")
-    return postgres_server.url(role, password, name)
+    return postgres_server.fresh_database(
+        "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    )

@@ -109,6 +109,16 @@ class PostgresServer:
             dbname: str = "postgres") -> str:  # fmt: skip
         return f"postgresql://{user}:{password}@{self.host}:{self.port}/{dbname}"
 
+    def fresh_database(self, name: str) -> str:
+        """A new database ``name`` owned by a role of its own with a password (dropped
+        first if a previous test left it); its connection string."""
+        role, password = f"{name}_publisher", f"pw-{name[-12:]}-S3cret"
+        self.admin(f"DROP DATABASE IF EXISTS {name}")
+        self.admin(f"DROP ROLE IF EXISTS {role}")
+        self.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        self.admin(f"CREATE DATABASE {name} OWNER {role}")
+        return self.url(role, password, name)
+
     def admin(self, sql: str) -> None:
         """Run a statement as the superuser, outside a transaction (CREATE DATABASE)."""
         import psycopg

@@ -24,9 +24,10 @@ import duckdb
 from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA
 
 STAGING_PATH = "models/staging"
+STAGING_SELECTOR = f"path:{STAGING_PATH}"
 # dbt's arguments that leave out the staging views and the tests that read only them;
 # "cautious" keeps a test that reads a staging view and a later model.
-SKIP_STAGING_ARGS = ["--exclude", f"path:{STAGING_PATH}", "--indirect-selection", "cautious"]
+SKIP_STAGING_ARGS = ["--exclude", STAGING_SELECTOR, "--indirect-selection", "cautious"]
 _SCOPE = "staging"
 _NOT_DATA_VARS = ("warehouse_path", "memory_limit")
 # What the staging layer is made of besides its own folder: shared macros (generic tests

@@ -106,20 +106,10 @@ def _run_both(
     return runs[0], runs[1]
 
 
-def _database(server, name: str) -> str:
-    """A fresh PostgreSQL database owned by a role of its own; its connection string."""
-    role, password = f"{name}_publisher", f"pw-{name}-S3cret"
-    server.admin(f"DROP DATABASE IF EXISTS {name}")
-    server.admin(f"DROP ROLE IF EXISTS {role}")
-    server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-    server.admin(f"CREATE DATABASE {name} OWNER {role}")
-    return server.url(role, password, name)
-
-
 @pytest.fixture(scope="module")
 def postgres(postgres_server) -> dict[str, str]:
     """A database per engine for the known-answer runs' PostgreSQL publish."""
-    return {engine: _database(postgres_server, f"t_spark_{engine}") for engine in ("duck", "spark")}
+    return {e: postgres_server.fresh_database(f"t_spark_{e}") for e in ("duck", "spark")}
 
 
 @pytest.fixture(scope="module")

@@ -598,6 +598,18 @@ def test_a_published_file_unchanged_on_disk_is_not_read_again(con, landing, batc
     assert [r.file.relative for r in report.files] == ["b1/opportunities.csv"]
 
 
+def _ingested_both_ways(monkeypatch, tmp_path, landing, severities):
+    """The landing ingested grouped and batch by batch, each into a warehouse of its own:
+    yields (grouped, open connection)."""
+    import ingestion.loader as loader
+
+    for together in (True, False):
+        monkeypatch.setattr(loader, "GROUP_BATCHES", together)
+        with connect(tmp_path / f"w{together}.duckdb") as c:
+            ingest(c, landing, stage_map=StageMap(), run_id="r", severities=severities)
+            yield together, c
+
+
 def _everything(con) -> dict[str, list[tuple]]:
     """The whole record an ingestion leaves, run ids and clock times left out."""
     from ingestion.schema import ENTITIES
@@ -659,7 +671,6 @@ def test_batches_validated_together_match_batch_by_batch(
     together; with an ERROR failure in the second (a quarantined row changes what later
     batches see) the first is published from the grouped pass, the second goes alone
     and the last three are grouped again, with the same record."""
-    import ingestion.loader as loader
     from ingestion.synthetic import generate
 
     landing = tmp_path / "landing"
@@ -671,11 +682,8 @@ def test_batches_validated_together_match_batch_by_batch(
     _edit(second / "opportunities.csv", "amount", 1, "-5")
     severities = {"opportunities.amount_non_negative": defect}
     records = {}
-    for together in (True, False):
-        monkeypatch.setattr(loader, "GROUP_BATCHES", together)
-        with connect(tmp_path / f"w{together}.duckdb") as c:
-            ingest(c, landing, stage_map=StageMap(), run_id="r", severities=severities)
-            records[together] = _everything(c)
+    for together, c in _ingested_both_ways(monkeypatch, tmp_path, landing, severities):
+        records[together] = _everything(c)
     assert grouped_passes == ([5] if defect == "warn" else [1, 3])
     failed = {r[3] for r in records[False]["validation_results"] if r[7] is False}
     assert "opportunities.amount_non_negative" in failed
@@ -730,7 +738,6 @@ def test_grouped_batches_see_each_other_as_batch_by_batch_does(
     - an e-mail handed from one contact to another in the 2nd batch, then taken again
       in the 3rd and the 4th (seen before or not, by the versions current then);
     - an activity repeated unchanged (a duplicate) and one changed (replaces)."""
-    import ingestion.loader as loader
     from ingestion.synthetic import generate
 
     landing = tmp_path / "landing"
@@ -779,32 +786,24 @@ def test_grouped_batches_see_each_other_as_batch_by_batch_does(
     severities = {"stage_changes.opportunity_id_exists": "warn"}
 
     records = {}
-    for together in (True, False):
-        monkeypatch.setattr(loader, "GROUP_BATCHES", together)
-        with connect(tmp_path / f"w{together}.duckdb") as c:
-            ingest(c, landing, stage_map=StageMap(), run_id="r", severities=severities)
-            records[together] = _everything(c)
-            opp1 = rows(
-                c,
-                "select amount, _batch_id from raw.opportunities "
-                "where opportunity_id = 'OPP-00000001'",
-            )
-            opp2 = rows(
-                c, "select amount from raw.opportunities where opportunity_id = 'OPP-00000002'"
-            )
-            subject = rows(
-                c, "select subject from raw.activities where activity_id = 'ACT-0000000002'"
-            )
-            seen = rows(
-                c,
-                "select source_file, unexpected_count from quality.validation_results "
-                "where rule = 'contacts.email_not_duplicated' and not success order by 1",
-            )
-            unknown = rows(
-                c,
-                "select source_file from quality.validation_results "
-                "where rule = 'stage_changes.opportunity_id_exists' and not success",
-            )
+    for together, c in _ingested_both_ways(monkeypatch, tmp_path, landing, severities):
+        records[together] = _everything(c)
+        opp1 = rows(
+            c,
+            "select amount, _batch_id from raw.opportunities where opportunity_id = 'OPP-00000001'",
+        )
+        opp2 = rows(c, "select amount from raw.opportunities where opportunity_id = 'OPP-00000002'")
+        subject = rows(c, "select subject from raw.activities where activity_id = 'ACT-0000000002'")
+        seen = rows(
+            c,
+            "select source_file, unexpected_count from quality.validation_results "
+            "where rule = 'contacts.email_not_duplicated' and not success order by 1",
+        )
+        unknown = rows(
+            c,
+            "select source_file from quality.validation_results "
+            "where rule = 'stage_changes.opportunity_id_exists' and not success",
+        )
         # Known answers, by hand: the updated amount stays (later copies are older or
         # the same), the later row of the file wins, the changed activity replaces.
         assert opp1 == [(5000.0, b2.name)]

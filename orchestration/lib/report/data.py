@@ -25,7 +25,7 @@ from orchestration.lib.summary import (
     bottleneck_stages,
     headline_kpis,
 )
-from orchestration.lib.unchanged import SKIP_STAGING_ARGS
+from orchestration.lib.unchanged import STAGING_SELECTOR
 
 # Trends, cohorts and rep tables cover the twelve months ending with the month of as_of.
 WINDOW_MONTHS = 12
@@ -495,7 +495,7 @@ def read_dbt_tests(warehouse: Path) -> DbtTests | None:
         if str(r.get("unique_id", "")).startswith("test.")
     ]
     excluded = (results.get("args") or {}).get("exclude") or []
-    return DbtTests(generated_at, tests, SKIP_STAGING_ARGS[1] in excluded)
+    return DbtTests(generated_at, tests, STAGING_SELECTOR in excluded)
 
 
 def _read_quality(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
