@@ -3,16 +3,19 @@
 The whole pipeline (`crm-pipeline run --config <spark config>`) runs on Apache Spark (local
 mode) and on DuckDB, on the same landings with the same as_of, as three sources of one
 run: the hand-made known-answer fixture with a third batch of bad rows (the gate's
-quarantine path), a synthetic landing of a few thousand opportunities, and the Salesforce
-fixture's exports (its adapter). One run per engine: a Spark run's fixed costs (its JVM,
-its metastore, dbt's ~150 nodes at about a second each) are most of its time, whatever
-the rows, and the three landings' ids are apart, so each landing's rows reach the marts
-as they would alone.
+quarantine path), a synthetic landing of a few thousand opportunities with the demo's
+defective leads and activities, and the Salesforce fixture's exports (its adapter). One
+run per engine: a Spark run's fixed costs (its JVM, its metastore, dbt's ~150 nodes at
+about a second each) are most of its time, whatever the rows, and the three landings'
+ids are apart, so each landing's rows reach the marts as they would alone.
 Every mart must hold the same rows, value by value, with the same column types; every
 landing file must have met the same fate (rows loaded, quarantined, duplicates; published
-or rejected), and every export row the same (converted or set aside, with its reason).
+or rejected), every quarantined row the same (each defect for the rule it breaks), and
+every export row the same (converted or set aside, with its reason).
 The Spark run prints the same summary, writes the report and publishes the same marts
-(serving file, Parquet, PostgreSQL).
+(serving file, Parquet, PostgreSQL). Last, one more run per engine with a batch that
+fails a dbt test: dbt in the Spark run's process fails the run as on DuckDB, and
+nothing is published.
 
 Slow by nature (a JVM, dbt-spark, GX's Spark engine): the two runs happen once per module
 and every test reads their results. They are read from the files Spark wrote, with DuckDB:
@@ -24,12 +27,14 @@ JVM of its own.
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import io
 import json
 import math
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +43,7 @@ import duckdb
 import pytest
 from pipeline_helpers import query
 
+from ingestion.config import PipelineConfig, load_config
 from orchestration.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -112,6 +118,19 @@ def postgres(postgres_server) -> dict[str, str]:
     return {e: postgres_server.fresh_database(f"t_spark_{e}") for e in ("duck", "spark")}
 
 
+def _settings(root: Path) -> str:
+    """Both engines' settings (the engine aside) for the landings under ``root``."""
+    return (
+        # Two of the dirty batch's four opportunities fail: quarantined, not rejected.
+        "quality: {quarantine_max_share: 0.6}\n"
+        f"publish: {{postgres: {{env: {PG_ENV}, schema: marts}}}}\n"
+        "sources:\n"
+        f"  - {{name: crm, kind: crm, landing_dir: {root / 'known_answer'}}}\n"
+        f"  - {{name: synthetic, kind: crm, landing_dir: {root / 'synthetic'}}}\n"
+        f"  - {{name: salesforce, kind: salesforce, landing_dir: {root / 'salesforce'}}}\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, postgres) -> tuple[Run, Run]:
     """The DuckDB run and the Spark run of the three landings."""
@@ -123,23 +142,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory, postgres) -> tuple[Run, Run]:
     (known / DIRTY).mkdir()
     for name, text in DIRTY_BATCH.items():
         (known / DIRTY / name).write_text(text, encoding="utf-8")
-    # Clean: the bad rows of this comparison are the known-answer fixture's dirty batch.
-    generate(
-        root / "synthetic", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END, clean=True
-    )
+    # With the demo's defective leads and activities (ingestion/synthetic/defects.py): the
+    # Spark gate quarantines them as DuckDB's does (test_both_gates_quarantine_...).
+    generate(root / "synthetic", opportunities=2000, batches=2, seed=7, end=SYNTHETIC_END)
     shutil.copytree(FIXTURES / "salesforce", root / "salesforce")
-    pair = _run_both(
-        root,
-        AS_OF,
-        # Two of the dirty batch's four opportunities fail: quarantined, not rejected.
-        "quality: {quarantine_max_share: 0.6}\n"
-        f"publish: {{postgres: {{env: {PG_ENV}, schema: marts}}}}\n"
-        "sources:\n"
-        f"  - {{name: crm, kind: crm, landing_dir: {known}}}\n"
-        f"  - {{name: synthetic, kind: crm, landing_dir: {root / 'synthetic'}}}\n"
-        f"  - {{name: salesforce, kind: salesforce, landing_dir: {root / 'salesforce'}}}\n",
-        postgres=postgres,
-    )
+    pair = _run_both(root, AS_OF, _settings(root), postgres=postgres)
     for run in pair:
         assert run.code == 0, f"{run.warehouse}:\n{run.err}"
     return pair
@@ -242,6 +249,20 @@ def test_every_mart_matches_duckdb_value_by_value(runs):
     assert query(spark, known) == query(duck, known) == [(10 + 2,)]
 
 
+def _quarantine(warehouse: Path) -> list[tuple]:
+    """quality.quarantine, all but when and in which run, its JSON as parsed values."""
+    rows = query(
+        warehouse,
+        "select entity, batch_id, source_file, source_row, raw_row, failed_rules, export_file, "
+        "export_line, export_column from quality.quarantine",
+    )
+    parsed = [
+        (*r[:4], json.dumps(json.loads(r[4]), sort_keys=True), tuple(json.loads(r[5])), *r[6:])
+        for r in rows
+    ]
+    return sorted(parsed, key=_key)
+
+
 def test_every_landing_file_meets_the_same_fate(runs):
     duck, spark = (r.warehouse for r in runs)
     columns = (
@@ -251,8 +272,8 @@ def test_every_landing_file_meets_the_same_fate(runs):
     sql = f"select {columns} from quality.ingestion_log order by source_file"
     want = query(duck, sql)
     assert want and want == query(spark, sql)
-    quarantined = "select entity, source_file, source_row, failed_rules from quality.quarantine"
-    assert sorted(query(duck, quarantined)) == sorted(query(spark, quarantined))
+    # Every quarantined row the same, its raw values and export references included.
+    assert _quarantine(duck) == _quarantine(spark)
     # Every rule's verdict on every file, and how many rows it failed, too; and the
     # landing checks' and the export reconciliation's findings.
     verdicts = (
@@ -345,6 +366,71 @@ def test_both_gates_quarantine_flag_and_publish_the_same_rows(runs):
         assert want_rows and _raw(spark_run, table) == want_rows, table
 
 
+# The demo's defects (ingestion/synthetic/defects.py): one extra row per 2,000 clean rows
+# of leads and of activities, the kinds of an entity alternating, each failing one rule.
+DEFECT_RULES = {
+    "activities": {
+        "LinkedIn InMail": "activities.activity_type_in_value_set",  # a custom activity type
+        "no date": "activities.occurred_at_not_null",
+    },
+    "leads": {"no id": "leads.lead_id_not_null", "Nurturing": "leads.status_in_value_set"},
+}
+
+
+def _defect(entity: str, row: dict[str, str]) -> str | None:
+    """The rule a synthetic landing row was made to fail, or None for a clean row."""
+    if entity == "activities":
+        if row["activity_type"] == "LinkedIn InMail":
+            return DEFECT_RULES[entity]["LinkedIn InMail"]
+        return DEFECT_RULES[entity]["no date"] if not row["occurred_at"] else None
+    if not row["lead_id"]:
+        return DEFECT_RULES[entity]["no id"]
+    return DEFECT_RULES[entity]["Nurturing"] if row["status"] == "Nurturing" else None
+
+
+def test_both_gates_quarantine_every_defective_row_of_the_synthetic_landing(runs):
+    """Each defect row of the synthetic landing, found in its file by the field it breaks,
+    is quarantined on both engines for that one rule, and no clean row is. How many, by
+    hand from the files' sizes: the first batch's activities.csv holds 17,603 clean rows,
+    17,603 // 2,000 = 8 defects, 4 of each kind; its leads.csv 5,206 clean rows, 2
+    defects, 1 of each; the second batch (25 activities, 21 leads) reaches no further
+    multiple of 2,000, and the other entities get none."""
+    landing = runs[0].warehouse.parent.parent / "synthetic"
+    want = []
+    for path in sorted(landing.glob("*/*.csv")):
+        if path.stem not in DEFECT_RULES:
+            continue
+        with path.open(newline="", encoding="utf-8") as fh:
+            for number, row in enumerate(csv.DictReader(fh), start=1):
+                if rule := _defect(path.stem, row):
+                    want.append((path.stem, f"{path.parent.name}/{path.name}", number, [rule]))
+    first = "2026-11-19T0600"
+    assert Counter((f, r[0]) for _, f, _, r in want) == {
+        (f"{first}/activities.csv", "activities.activity_type_in_value_set"): 4,
+        (f"{first}/activities.csv", "activities.occurred_at_not_null"): 4,
+        (f"{first}/leads.csv", "leads.lead_id_not_null"): 1,
+        (f"{first}/leads.csv", "leads.status_in_value_set"): 1,
+    }
+    batches = tuple(sorted(p.name for p in landing.iterdir()))
+    sql = (
+        "select entity, source_file, source_row, failed_rules from quality.quarantine "
+        f"where batch_id in {batches} order by source_file, source_row"
+    )
+    for run in runs:
+        got = [(e, f, n, json.loads(rules)) for e, f, n, rules in query(run.warehouse, sql)]
+        assert got == sorted(want, key=lambda r: (r[1], r[2])), run.warehouse
+        # Quarantined, not rejected: the rest of each file is published.
+        log = query(
+            run.warehouse,
+            "select source_file, status, quarantined_rows from quality.ingestion_log "
+            f"where source_file in ('{first}/activities.csv', '{first}/leads.csv') order by 1",
+        )
+        assert log == [
+            (f"{first}/activities.csv", "published", 8),
+            (f"{first}/leads.csv", "published", 2),
+        ]
+
+
 def _summary(text: str, run: Run) -> list[str]:
     """The CLI's lines, without timings and with the run's folder as <run>."""
     lines = []
@@ -423,3 +509,142 @@ def test_the_spark_run_writes_the_report_and_publishes_the_same_marts(runs, post
                  "--out", str(out)]) == 0  # fmt: skip
     html = out.read_text(encoding="utf-8")
     assert "80.0%" in html or "win rate" in html.lower()
+
+
+# A later batch of the known-answer landing: one opportunity in a currency no exchange
+# rate covers. The hygiene gate passes it (any currency code is a currency); dbt's
+# assert_amount_reporting_has_fx_rate test fails on fct_opportunities.
+NO_RATE_BATCH = "2026-04-16T0000"
+NO_RATE_OPPORTUNITY = (
+    "opportunity_id,created_at,stage,owner_id,account_id,amount,currency,lead_source,"
+    "close_date,is_closed,is_won,lost_reason,updated_at,is_deleted\n"
+    "O15,2026-04-10T00:00:00Z,prospecting,u1,a1,700,JPY,referral,2026-06-30,false,false,,"
+    "2026-04-10T00:00:00Z,false\n"
+)
+FX_TEST = "assert_amount_reporting_has_fx_rate"
+
+
+def _published(warehouse: Path, postgres_url: str) -> tuple:
+    """What the readers of a deployment see: the serving file's and the Parquet files'
+    bytes, and the run PostgreSQL's marts come from."""
+    import psycopg
+
+    from ingestion.publish import parquet_dir, serving_path
+
+    with psycopg.connect(postgres_url) as pg:
+        (pg_run,) = pg.execute("select run_id from marts._publication").fetchone()
+    parquet = {p.name: p.read_bytes() for p in sorted(parquet_dir(warehouse).iterdir())}
+    return serving_path(warehouse).read_bytes(), parquet, pg_run
+
+
+def _spark_cfg(run: Run) -> PipelineConfig:
+    """The settings the Spark run's steps had, built as the CLI builds them."""
+    from orchestration.lib.pipeline import PipelineResource
+
+    config = run.warehouse.parent.parent / "spark.yaml"
+    cfg = load_config(config).with_overrides(warehouse=run.warehouse)
+    return PipelineResource(
+        config_path=str(config),
+        source=cfg.source,
+        landing_dir=str(cfg.landing_dir),
+        warehouse=str(cfg.warehouse),
+    ).settings()
+
+
+@dataclass(frozen=True)
+class FailedRuns:
+    duck: Run
+    spark: Run
+    published_before: dict[str, tuple]
+    spark_context: object  # the Spark run's SparkContext, before the failed run
+
+
+@pytest.fixture(scope="module")
+def failed(runs, postgres) -> FailedRuns:
+    """The next run of each deployment, with a batch whose opportunity fails a dbt test.
+    It changes the module's deployments: the tests that use it come last in the module."""
+    from pyspark import SparkContext
+
+    root = runs[0].warehouse.parent.parent
+    before = {
+        run.warehouse.parent.name: _published(run.warehouse, postgres[run.warehouse.parent.name])
+        for run in runs
+    }
+    context = SparkContext._active_spark_context
+    assert context is not None, "the Spark run's session ends with the process, not the run"
+    (root / "known_answer" / NO_RATE_BATCH).mkdir()
+    (root / "known_answer" / NO_RATE_BATCH / "opportunities.csv").write_text(
+        NO_RATE_OPPORTUNITY, encoding="utf-8"
+    )
+    duck, spark = _run_both(root, AS_OF, _settings(root), postgres=postgres)
+    return FailedRuns(duck, spark, before, context)
+
+
+def test_a_failing_dbt_test_fails_the_spark_run_as_it_fails_the_duckdb_run(failed, postgres):
+    """dbt in the Spark run's process: its failing test blocks the run with the same
+    message, alert and exit code as on DuckDB, no traceback; nothing is published; the
+    marts hold what DuckDB's hold (every model rebuilt: none depends on
+    fct_opportunities, so dbt skips none)."""
+    verdicts: dict[str, dict[str, str]] = {}
+    for run in (failed.duck, failed.spark):
+        engine = run.warehouse.parent.name
+        assert run.code == 1, run.err  # blocked by data quality
+        assert f"blocked: check marts/fct_opportunities:{FX_TEST} failed:" in run.err
+        assert (
+            f"error: step dbt_models: dbt tests failed: test.crm_pipeline.{FX_TEST}. The models "
+            "they test were built; the models downstream of them were skipped."
+        ) in run.err
+        assert "everything downstream of them was skipped and keeps its previous version" in (
+            run.err
+        )
+        assert "Traceback" not in run.out + run.err and "Published" not in run.out
+        # The alert says why.
+        alerts = [
+            json.loads(line)
+            for line in (run.warehouse.parent / "logs" / "alerts.jsonl").read_text().splitlines()
+        ]
+        assert alerts[-1]["kind"] == "run_failed", engine
+        assert alerts[-1]["message"].startswith(
+            f"step dbt_models: dbt tests failed: test.crm_pipeline.{FX_TEST}."
+        )
+        # dbt's own record: the test failed on the one opportunity without a rate.
+        results = json.loads((run.warehouse.parent / "dbt_target" / "run_results.json").read_text())
+        (verdict,) = [r for r in results["results"] if r["unique_id"].endswith(FX_TEST)]
+        assert (verdict["status"], verdict["failures"]) == ("fail", 1), engine
+        verdicts[engine] = {r["unique_id"]: r["status"] for r in results["results"]}
+        # Nothing published: the serving file, the Parquet files and PostgreSQL unchanged.
+        assert _published(run.warehouse, postgres[engine]) == failed.published_before[engine]
+        # The tested mart was rebuilt with the opportunity, its amount left unconverted.
+        assert query(
+            run.warehouse,
+            "select amount, currency, amount_reporting from marts.fct_opportunities "
+            "where opportunity_id = 'O15'",
+        ) == [(700.0, "JPY", None)], engine
+    assert _summary(failed.spark.err, failed.spark) == _summary(failed.duck.err, failed.duck)
+    # dbt ran the same nodes on both engines, with the same verdicts.
+    assert verdicts["spark"] == verdicts["duck"] and len(verdicts["duck"]) > 100
+    # Every mart as DuckDB left it: rebuilt, or skipped and kept from the run before.
+    duck, spark = failed.duck.warehouse, failed.spark.warehouse
+    problems: list[str] = []
+    for table, columns in _marts(duck):
+        select = f"select {', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)} from marts.{table}"
+        problems += _differences(table, columns, query(spark, select), query(duck, select))
+    assert not problems, "\n".join(problems[:30])
+
+
+def test_the_spark_session_outlives_a_failed_dbt_build(failed):
+    """The next run in this process gets the same, working session: dbt's thread ended,
+    the SparkContext still up and the one the run's settings map to, and it reads the
+    marts dbt rebuilt."""
+    import threading
+
+    from ingestion.spark.session import get_session
+
+    assert not [t for t in threading.enumerate() if t.name == "dbt" and t.is_alive()]
+    spark = get_session(_spark_cfg(failed.spark))
+    assert spark.sparkContext is failed.spark_context
+    rows = spark.sql(
+        "select amount, currency, amount_reporting from marts.fct_opportunities "
+        "where opportunity_id = 'O15'"
+    ).collect()
+    assert [tuple(r) for r in rows] == [(700.0, "JPY", None)]
