@@ -43,10 +43,19 @@ def failed_checks(events: Iterable[Any]) -> list[FailedCheck]:
                     FailedCheck(
                         f"{data.asset_key.to_user_string()}:{data.check_name}",
                         data.severity.value,
-                        data.description or "",
+                        data.description or _dbt_failures(data.metadata or {}),
                     )
                 )
     return found
+
+
+def _dbt_failures(metadata: dict[str, Any]) -> str:
+    """What a dbt test found (dagster-dbt gives no description, only its count)."""
+    count = metadata.get("dagster_dbt/failed_row_count")
+    value = getattr(count, "value", count)
+    if value is None:
+        return ""
+    return f"dbt's test returned {value:,} failing row{'s' if value != 1 else ''}."
 
 
 def step_errors(events: Iterable[Any]) -> list[StepError]:

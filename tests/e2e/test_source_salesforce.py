@@ -235,7 +235,8 @@ def test_a_missing_exchange_rate_blocks_instead_of_a_null(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1, err
     assert (
-        "blocked: check marts/fct_opportunities:assert_amount_reporting_has_fx_rate failed" in err
+        "blocked: check marts/fct_opportunities:assert_amount_reporting_has_fx_rate failed:\n"
+        "  dbt's test returned 1 failing row." in err
     )
     assert "no DatedConversionRate or CurrencyType file" in err  # the conversion's note
 
