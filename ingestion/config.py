@@ -103,6 +103,9 @@ class QualitySettings:
     volume_max_ratio: float = 10.0
     # Rule name → "error" | "warn", overriding the rule's default severity.
     severity: dict[str, str] = field(default_factory=dict)
+    # Processes validating the parts of a batch too large for one frame (DuckDB engine);
+    # None: one per core, at most four. 1: all in the run's own process.
+    gate_workers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -620,6 +623,14 @@ def _quality(data: dict[str, Any], path: Path) -> QualitySettings:
             gx_rules = {k: v for k, v in severities.items() if k not in LANDING_RULES}
             check_severities(gx_rules)
             values[name] = severities
+            continue
+        if name == "gate_workers":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"{path}: quality.gate_workers is a number of processes, 1 or more "
+                    f"(1 validates in the run's own process); got {value!r}."
+                )
+            values[name] = value
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(f"{path}: quality.{name} must be a non-negative number.")

@@ -302,6 +302,10 @@ def _ingest(
         else:
             to_load.setdefault(f.batch_id, []).append((f, sha, stat))
 
+    if to_load:
+        from ingestion.hygiene.gx import warm_up_in_background
+
+        warm_up_in_background()
     stage_map = stage_map or StageMap()
     labels = set(stage_map.label_map())
     context = _RunContext(

@@ -10,20 +10,28 @@ parts out of DuckDB, which releases the GIL. Results come back in submission ord
 the merged outcomes (examples, row order) are the same as validating the parts one
 after the other in one process.
 
-Workers are started with ``spawn``, never ``fork``: the loader's process holds DuckDB's
-threads and, in a Dagster run, the run's own threads, which a fork would copy mid-state.
-They start on first use and stop when the pool is closed (at the end of ``ingest``), so
-an idle run holds no validation memory during dbt.
+A worker is ``python -m ingestion.hygiene.pool`` talking pickles over two pipes of its
+own, not a ``multiprocessing`` pool: that would re-run the caller's main module in every
+worker (a script without a ``__main__`` guard would start workers recursively, and a
+Dagster run worker would import Dagster twice more), and forking would copy the loader's
+process mid-state (DuckDB's and Dagster's threads). Workers start on first use and stop
+when the pool is closed (the end of ``ingest``), so no validation memory is held during
+dbt.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ingestion.hygiene.rules import Severity
@@ -45,7 +53,8 @@ class ValidationPool:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
-        self._executor: ProcessPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
 
     @property
     def parallel(self) -> bool:
@@ -65,31 +74,40 @@ class ValidationPool:
         options = {"labels": set(labels), "severities": dict(severities or {}), "by_file": by_file}
         if not self.parallel:
             return [_validate_table(entity, table, **options) for entity, table in jobs]
-        executor = self._start()
+        self._start()
         results: list[Future[Any]] = []
         in_flight: deque[Future[Any]] = deque()
         for entity, table in jobs:
-            results.append(executor.submit(_validate_table, entity, table, **options))
-            in_flight.append(results[-1])
+            future: Future[Any] = Future()
+            self._jobs.put((future, pickle.dumps((entity, table, options), protocol=5)))
             del table
+            results.append(future)
+            in_flight.append(future)
             while len(in_flight) > self.workers:
                 # Surfaces a worker's error early instead of after reading every part.
                 in_flight.popleft().result()
         return [f.result() for f in results]
 
-    def _start(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_warm_up,
-            )
-        return self._executor
+    def _start(self) -> None:
+        if not self._workers:
+            self._workers = [_Worker(self._jobs) for _ in range(self.workers)]
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        """Cancel what is queued, let the workers finish their part, stop them."""
+        if not self._workers:
+            return
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
 
     def __enter__(self) -> ValidationPool:
         return self
@@ -98,12 +116,64 @@ class ValidationPool:
         self.close()
 
 
-def _warm_up() -> None:
-    """Import GX and build its context as the worker starts, while the loader's process
-    is still reading the first part."""
-    from ingestion.hygiene.gx import _gx
+class _Worker:
+    """One worker process and the thread in this process that feeds it jobs."""
 
-    _gx()
+    def __init__(self, jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None]) -> None:
+        to_child, requests = os.pipe()
+        replies, from_child = os.pipe()
+        # The worker imports this very code, wherever it was imported from here.
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ingestion.hygiene.pool", str(to_child), str(from_child)],
+            pass_fds=(to_child, from_child),
+            env={**os.environ, "PYTHONPATH": path},
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(to_child)
+        os.close(from_child)
+        self._send: IO[bytes] = os.fdopen(requests, "wb")
+        self._receive: IO[bytes] = os.fdopen(replies, "rb")
+        self._thread = threading.Thread(target=self._feed, args=(jobs,), daemon=True)
+        self._thread.start()
+
+    def _feed(self, jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None]) -> None:
+        while (job := jobs.get()) is not None:
+            future, payload = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                self._send.write(payload)
+                self._send.flush()
+                ok, value = pickle.load(self._receive)
+            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                future.set_exception(self._died(exc))
+                return
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _died(self, exc: BaseException) -> Exception:
+        from ingestion.hygiene.rules import HygieneError
+
+        code = self.process.poll()
+        return HygieneError(
+            f"a hygiene gate worker process stopped (exit code {code}; {exc!r}) while "
+            f"validating a part of a large batch; nothing was published. If the machine ran "
+            f"out of memory, set quality.gate_workers: 1 to validate in the run's process."
+        )
+
+    def stop(self) -> None:
+        self._thread.join()
+        for stream in (self._send, self._receive):
+            stream.close()  # the worker reads end-of-file and exits
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _validate_table(entity: str, table: Any, **options: Any) -> Any:
@@ -111,3 +181,37 @@ def _validate_table(entity: str, table: Any, **options: Any) -> Any:
     from ingestion.hygiene.gx import validate_batch
 
     return validate_batch(entity, arrow_backed(table), **options)
+
+
+def _serve(requests_fd: int, replies_fd: int) -> None:
+    """A worker's loop: one (entity, Arrow table, options) in, (ok, result or error) out,
+    until the pool closes its end."""
+    from ingestion.hygiene.gx import _gx
+
+    # GX's import and context, while the loader reads the first part.
+    _gx()
+    with os.fdopen(requests_fd, "rb") as requests, os.fdopen(replies_fd, "wb") as replies:
+        while True:
+            try:
+                entity, table, options = pickle.load(requests)
+            except EOFError:
+                return
+            try:
+                reply = pickle.dumps((True, _validate_table(entity, table, **options)), 5)
+            except Exception as exc:  # the loader raises it as validation's own error
+                try:
+                    reply = pickle.dumps((False, exc), 5)
+                except Exception:
+                    reply = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")), 5)
+            del table
+            replies.write(reply)
+            replies.flush()
+
+
+if __name__ == "__main__":
+    try:
+        _serve(int(sys.argv[1]), int(sys.argv[2]))
+    except KeyboardInterrupt:
+        # The run was interrupted (the whole process group got the signal): the loader
+        # reports it; a worker's traceback would only add noise.
+        sys.exit(130)
