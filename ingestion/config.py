@@ -643,9 +643,20 @@ def _quality(data: dict[str, Any], path: Path) -> QualitySettings:
     return settings
 
 
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}  # fmt: skip
+
+
+def size_bytes(size: str) -> int | None:
+    """A size as DuckDB and the config write it (``2.5GB``, ``512 MiB``) in bytes; None
+    when it is not one."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", size.strip())
+    return int(float(match[1]) * _SIZE_UNITS[match[2]]) if match else None
+
+
 def _memory_limit(value: object, path: Path) -> str:
     text = str(value).strip()
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text):
+    if size_bytes(text) is None:
         raise ConfigError(
             f"{path}: memory_limit {value!r} is not a size; write it like 4GB or 512MB."
         )

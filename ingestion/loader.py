@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ingestion.config import size_bytes
 from ingestion.errors import LandingError
 from ingestion.landing.layout import LandingFile, discover, file_sha256
 from ingestion.landing.reader import quote_ident, read_error, read_header, scan_sql
@@ -88,6 +89,11 @@ _FALSE = ("false", "0", "no", "f", "n")
 # 0.5 GB with GX's work: with DuckDB's memory_limit that is the run's memory budget
 # (bench/RESULTS.md, "Scaling").
 VALIDATION_PART_ROWS = 500_000
+# What each gate worker past the first takes out of DuckDB's memory_limit while the
+# workers run (ingestion.hygiene.pool): a worker holds a part and GX's working copies
+# (about 0.65 GiB at 500,000 activities, measured), while the run's own process no longer
+# does; so a first load's whole process tree stays near what one process needs.
+WORKER_MEMORY_BYTES = 512 * 2**20
 # Several new batches are validated in one pass per entity (``_ingest_together``); off:
 # batch by batch, the reference path it must match (tests compare the two).
 GROUP_BATCHES = True
@@ -230,6 +236,7 @@ def ingest(
     full_export: bool = False,
     value_labels: Mapping[str, Mapping[str, str]] | None = None,
     gate_workers: int = 1,
+    memory_limit: str | None = None,
 ) -> IngestionReport:
     """Ingest every batch not published before; all or nothing in one transaction.
 
@@ -245,15 +252,27 @@ def ingest(
     CRM's own values of a value-set column ("leads.status": {"Nurturing": "working"}),
     compared like stage labels, before validation. ``gate_workers``: processes that
     validate the parts of a batch too large for one frame (``ingestion.hygiene.pool``);
-    1 validates everything in this process.
+    1 validates everything in this process. ``memory_limit``: DuckDB's cap as the
+    connection was given it; while the workers run, DuckDB gets ``WORKER_MEMORY_BYTES``
+    less per worker past the first, and the cap is restored after.
     """
-    with _pool(gate_workers) as pool:
+    pool = _pool(gate_workers)
+    limit = size_bytes(memory_limit) if memory_limit else None
+    if limit and pool.parallel:
+        share = max(limit - WORKER_MEMORY_BYTES * (gate_workers - 1), 2**30)
+        pool.on_start = lambda: con.execute(f"SET memory_limit = '{share // 2**20}MiB'")
+    try:
         return _ingest(
             con, landing, stage_map=stage_map, source=source, source_timezone=source_timezone,
             severities=severities, quarantine_max_share=quarantine_max_share, run_id=run_id,
             ingested_at=ingested_at, until_batch=until_batch, batches=batches,
             full_export=full_export, value_labels=value_labels, pool=pool,
         )  # fmt: skip
+    finally:
+        started = pool.started
+        pool.close()
+        if limit and started:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
 
 
 def _pool(workers: int) -> ValidationPool:

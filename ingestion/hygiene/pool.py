@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -55,6 +55,9 @@ class ValidationPool:
         self.workers = workers
         self._jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None] = queue.SimpleQueue()
         self._workers: list[_Worker] = []
+        # Called once, as the workers start (the loader makes room for them in DuckDB).
+        self.on_start: Callable[[], object] | None = None
+        self.started = False
 
     @property
     def parallel(self) -> bool:
@@ -90,6 +93,9 @@ class ValidationPool:
 
     def _start(self) -> None:
         if not self._workers:
+            if self.on_start is not None and not self.started:
+                self.on_start()
+            self.started = True
             self._workers = [_Worker(self._jobs) for _ in range(self.workers)]
 
     def close(self) -> None:

@@ -241,8 +241,9 @@ def ingest_sources(
         settings = loader_settings(cfg, spec, stages, run_id)
         workers = cfg.quality.gate_workers or default_workers()
         return ingest(
-            con, landing, until_batch=until, batches=batches, gate_workers=workers, **settings
-        )
+            con, landing, until_batch=until, batches=batches, gate_workers=workers,
+            memory_limit=cfg.memory_limit, **settings,
+        )  # fmt: skip
 
     return load_sources(
         cfg,

@@ -582,24 +582,37 @@ def test_the_gate_on_worker_processes_leaves_what_one_process_leaves(tmp_path, m
     # Small enough that several entities of the group need several parts.
     monkeypatch.setattr(loader, "VALIDATION_PART_ROWS", 2_000)
     sent: list[int] = []
+    limits: set[str] = set()
     real = ValidationPool.validate
 
     def counting(self, jobs, **kwargs):
         results = real(self, jobs, **kwargs)
         if self.parallel:
             sent.append(len(results))
+            limits.add(setting(c))
         return results
+
+    def setting(con) -> str:
+        # A cursor of its own: the loader's connection may be mid-result.
+        return con.cursor().execute("select current_setting('memory_limit')").fetchone()[0]
 
     monkeypatch.setattr(ValidationPool, "validate", counting)
     records = {}
     for workers in (1, 2):
-        with connect(tmp_path / f"w{workers}.duckdb") as c:
-            ingest(c, landing, stage_map=StageMap(), run_id="r", gate_workers=workers)
+        with connect(tmp_path / f"w{workers}.duckdb", memory_limit="3GiB") as c:
+            ingest(
+                c, landing, stage_map=StageMap(), run_id="r", gate_workers=workers,
+                memory_limit="3GiB",
+            )  # fmt: skip
             records[workers] = _everything(c)
+            # DuckDB's cap is the configured one again, for dbt.
+            assert setting(c) == "3.0 GiB"
     # The workers judged parts of several entities, and something failed on the way.
     assert len(sent) > 1 and sum(sent) > 6
     assert records[1]["quarantine"]
     assert records[2] == records[1]
+    # While they ran, DuckDB's cap left them room: 3 GiB less 512 MiB for the second one.
+    assert limits == {"2.5 GiB"}
 
 
 def test_a_published_file_unchanged_on_disk_is_not_read_again(con, landing, batch, monkeypatch):
