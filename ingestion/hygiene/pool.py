@@ -10,8 +10,8 @@ parts out of DuckDB, which releases the GIL. Results come back in submission ord
 the merged outcomes (examples, row order) are the same as validating the parts one
 after the other in one process.
 
-A worker is ``python -m ingestion.hygiene.pool`` talking pickles over two pipes of its
-own, not a ``multiprocessing`` pool: that would re-run the caller's main module in every
+A worker is a fresh interpreter running ``main`` here, talking pickles over two pipes of
+its own, not a ``multiprocessing`` pool: that would re-run the caller's main module in every
 worker (a script without a ``__main__`` guard would start workers recursively, and a
 Dagster run worker would import Dagster twice more), and forking would copy the loader's
 process mid-state (DuckDB's and Dagster's threads). Workers start on first use and stop
@@ -128,13 +128,16 @@ class _Worker:
     def __init__(self, jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None]) -> None:
         to_child, requests = os.pipe()
         replies, from_child = os.pipe()
-        # The worker imports this very code, wherever it was imported from here.
+        # The worker imports this very code, whatever its current directory holds (with
+        # ``-m`` that would come first on its path).
         root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        boot = (
+            f"import sys; sys.path.insert(0, {root!r}); "
+            f"from ingestion.hygiene.pool import main; main()"
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingestion.hygiene.pool", str(to_child), str(from_child)],
+            [sys.executable, "-c", boot, str(to_child), str(from_child)],
             pass_fds=(to_child, from_child),
-            env={**os.environ, "PYTHONPATH": path},
             stdin=subprocess.DEVNULL,
         )
         os.close(to_child)
@@ -154,7 +157,13 @@ class _Worker:
                 self._send.flush()
                 ok, value = pickle.load(self._receive)
             except (OSError, EOFError, pickle.UnpicklingError) as exc:
-                future.set_exception(self._died(exc))
+                error = self._died(exc)
+                future.set_exception(error)
+                # Every job this thread takes from now on fails the same way, so that no
+                # caller waits forever on a part no worker will take.
+                while (job := jobs.get()) is not None:
+                    if job[0].set_running_or_notify_cancel():
+                        job[0].set_exception(error)
                 return
             if ok:
                 future.set_result(value)
@@ -164,11 +173,15 @@ class _Worker:
     def _died(self, exc: BaseException) -> Exception:
         from ingestion.hygiene.rules import HygieneError
 
-        code = self.process.poll()
+        try:
+            code: int | None = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
         return HygieneError(
-            f"a hygiene gate worker process stopped (exit code {code}; {exc!r}) while "
-            f"validating a part of a large batch; nothing was published. If the machine ran "
-            f"out of memory, set quality.gate_workers: 1 to validate in the run's process."
+            f"a hygiene gate worker process stopped (exit code {code}, {type(exc).__name__}) "
+            f"while validating a part of a large batch; nothing was published. Its own error, "
+            f"if it printed one, is in the log above. If the machine ran out of memory, set "
+            f"quality.gate_workers: 1 to validate in the run's own process."
         )
 
     def stop(self) -> None:
@@ -214,7 +227,8 @@ def _serve(requests_fd: int, replies_fd: int) -> None:
             replies.flush()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """A worker process's entry point: ``_serve`` on the two pipes named in argv."""
     try:
         _serve(int(sys.argv[1]), int(sys.argv[2]))
     except KeyboardInterrupt:
