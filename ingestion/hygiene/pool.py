@@ -21,6 +21,7 @@ dbt.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -187,7 +188,9 @@ class _Worker:
     def stop(self) -> None:
         self._thread.join()
         for stream in (self._send, self._receive):
-            stream.close()  # the worker reads end-of-file and exits
+            # The worker reads end-of-file and exits; a dead one leaves a broken pipe.
+            with contextlib.suppress(OSError):
+                stream.close()
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
