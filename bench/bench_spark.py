@@ -5,41 +5,31 @@
 
 Generates one landing, then runs `crm-pipeline run` on it once per engine, each into a new
 warehouse (the initial load), in a child process of its own: wall time per step from the
-run's progress lines, and peak RSS of the largest process of that run (the run itself, its
-JVM, dbt and dbt's JVM: getrusage of the waited-for children of the child).
+run's progress lines, and the peak of the resident memory summed over the run and every
+process under it (its JVM included), sampled as bench_scale.py does. The run's output is
+kept in DIR/<engine>.log with --keep.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 AS_OF = "2026-11-26T06:00:00Z"
 _STEP = re.compile(r"^\[\s*([\d.]+)s\] ▸ (\S+)")
 
 
-def _measure(argv: list[str]) -> int:
-    """Child mode: run the command, print its wall time, stderr and peak RSS as JSON."""
-    started = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"rc": proc.returncode, "wall": wall, "peak_mib": peak,
-                      "stderr": proc.stderr}))  # fmt: skip
-    return 0
-
-
 def _run(engine: str, landing: Path, work: Path, master: str) -> dict:
+    """One engine's run, measured as bench_scale measures: wall time and the peak of the
+    resident memory summed over the run and all its descendants (its JVM included)."""
+    from bench_scale import measure
+
     warehouse = work / engine / "warehouse.duckdb"
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(Path(sys.executable).parent / "crm-pipeline"), "run", "--source", "crm",
@@ -48,20 +38,17 @@ def _run(engine: str, landing: Path, work: Path, master: str) -> dict:
         config = work / "spark.yaml"
         config.write_text(f"engine: spark\nspark: {{master: '{master}'}}\n", encoding="utf-8")
         cmd += ["--config", str(config)]
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", "--", *cmd], capture_output=True, text=True
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["rc"] != 0:
-        print(result["stderr"], file=sys.stderr)
-        raise SystemExit(f"{engine}: crm-pipeline run failed ({result['rc']})")
-    return result
+    log = work / f"{engine}.log"
+    wall, peak_gib, code = measure(cmd, log)
+    output = log.read_text(encoding="utf-8", errors="replace")
+    if code != 0:
+        print(output, file=sys.stderr)
+        raise SystemExit(f"{engine}: crm-pipeline run failed ({code})")
+    return {"wall": wall, "peak_mib": peak_gib * 1024, "output": output}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--measure"]:
-        return _measure(argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("opportunities", type=int, nargs="?", default=100_000)
     parser.add_argument("--batches", type=int, default=4)
@@ -88,15 +75,17 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(
             f"opportunities={args.opportunities:,} batches={args.batches} "
-            f"cpus={os.cpu_count()} master={args.master} date={dt.date.today()}"
+            f"cpus={os.cpu_count()} master={args.master} date={dt.datetime.now():%Y-%m-%d %H:%M} "
+            f"load_average={os.getloadavg()[0]:.1f}"
         )
         for engine in args.engines.split(","):
             result = _run(engine, landing, work, args.master)
-            lines = result["stderr"].splitlines()
+            lines = result["output"].splitlines()
             starts = [(float(m[1]), m[2]) for m in map(_STEP.match, lines) if m]
             ends = [t for t, _ in starts[1:]] + [result["wall"]]
             print(f"{engine}: wall_seconds={result['wall']:.1f} "
-                  f"peak_rss_mib={result['peak_mib']:.0f}")  # fmt: skip
+                  f"peak_rss_mib={result['peak_mib']:.0f} "
+                  f"load_average_after={os.getloadavg()[0]:.1f}")  # fmt: skip
             for (t, step), end in zip(starts, ends, strict=True):
                 print(f"  step {step}: {end - t:.1f}s")
     finally:

@@ -103,6 +103,9 @@ class QualitySettings:
     volume_max_ratio: float = 10.0
     # Rule name → "error" | "warn", overriding the rule's default severity.
     severity: dict[str, str] = field(default_factory=dict)
+    # Processes validating the parts of a batch too large for one frame (DuckDB engine);
+    # None: one per core, at most four. 1: all in the run's own process.
+    gate_workers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -621,6 +624,14 @@ def _quality(data: dict[str, Any], path: Path) -> QualitySettings:
             check_severities(gx_rules)
             values[name] = severities
             continue
+        if name == "gate_workers":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"{path}: quality.gate_workers is a number of processes, 1 or more "
+                    f"(1 validates in the run's own process); got {value!r}."
+                )
+            values[name] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(f"{path}: quality.{name} must be a non-negative number.")
         values[name] = float(value)
@@ -632,9 +643,20 @@ def _quality(data: dict[str, Any], path: Path) -> QualitySettings:
     return settings
 
 
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}  # fmt: skip
+
+
+def size_bytes(size: str) -> int | None:
+    """A size as DuckDB and the config write it (``2.5GB``, ``512 MiB``) in bytes; None
+    when it is not one."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", size.strip())
+    return int(float(match[1]) * _SIZE_UNITS[match[2]]) if match else None
+
+
 def _memory_limit(value: object, path: Path) -> str:
     text = str(value).strip()
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text):
+    if size_bytes(text) is None:
         raise ConfigError(
             f"{path}: memory_limit {value!r} is not a size; write it like 4GB or 512MB."
         )

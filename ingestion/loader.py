@@ -51,10 +51,11 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ingestion.config import size_bytes
 from ingestion.errors import LandingError
 from ingestion.landing.layout import LandingFile, discover, file_sha256
 from ingestion.landing.reader import quote_ident, read_error, read_header, scan_sql
@@ -77,6 +78,9 @@ from ingestion.warehouse import (
     create_raw_tables,
 )
 
+if TYPE_CHECKING:
+    from ingestion.hygiene.pool import ValidationPool
+
 _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
 
@@ -85,6 +89,11 @@ _FALSE = ("false", "0", "no", "f", "n")
 # 0.5 GB with GX's work: with DuckDB's memory_limit that is the run's memory budget
 # (bench/RESULTS.md, "Scaling").
 VALIDATION_PART_ROWS = 500_000
+# What each gate worker past the first takes out of DuckDB's memory_limit while the
+# workers run (ingestion.hygiene.pool): a worker holds a part and GX's working copies
+# (about 0.65 GiB at 500,000 activities, measured), while the run's own process no longer
+# does; so a first load's whole process tree stays near what one process needs.
+WORKER_MEMORY_BYTES = 512 * 2**20
 # Several new batches are validated in one pass per entity (``_ingest_together``); off:
 # batch by batch, the reference path it must match (tests compare the two).
 GROUP_BATCHES = True
@@ -226,6 +235,8 @@ def ingest(
     batches: Collection[str] | None = None,
     full_export: bool = False,
     value_labels: Mapping[str, Mapping[str, str]] | None = None,
+    gate_workers: int = 1,
+    memory_limit: str | None = None,
 ) -> IngestionReport:
     """Ingest every batch not published before; all or nothing in one transaction.
 
@@ -239,8 +250,55 @@ def ingest(
     a record of this source missing from such a file was deleted in the CRM: it is marked
     ``is_deleted`` (soft delete; nothing is physically removed). ``value_labels`` maps a
     CRM's own values of a value-set column ("leads.status": {"Nurturing": "working"}),
-    compared like stage labels, before validation.
+    compared like stage labels, before validation. ``gate_workers``: processes that
+    validate the parts of a batch too large for one frame (``ingestion.hygiene.pool``);
+    1 validates everything in this process. ``memory_limit``: DuckDB's cap as the
+    connection was given it; while the workers run, DuckDB gets ``WORKER_MEMORY_BYTES``
+    less per worker past the first, and the cap is restored after.
     """
+    pool = _pool(gate_workers)
+    limit = size_bytes(memory_limit) if memory_limit else None
+    if limit and pool.parallel:
+        share = max(limit - WORKER_MEMORY_BYTES * (gate_workers - 1), 2**30)
+        pool.on_start = lambda: con.execute(f"SET memory_limit = '{share // 2**20}MiB'")
+    try:
+        return _ingest(
+            con, landing, stage_map=stage_map, source=source, source_timezone=source_timezone,
+            severities=severities, quarantine_max_share=quarantine_max_share, run_id=run_id,
+            ingested_at=ingested_at, until_batch=until_batch, batches=batches,
+            full_export=full_export, value_labels=value_labels, pool=pool,
+        )  # fmt: skip
+    finally:
+        started = pool.started
+        pool.close()
+        if limit and started:
+            con.execute(f"SET memory_limit = '{memory_limit}'")
+
+
+def _pool(workers: int) -> ValidationPool:
+    # Imported here: the gate's package brings pandas and numpy.
+    from ingestion.hygiene.pool import ValidationPool
+
+    return ValidationPool(workers)
+
+
+def _ingest(
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    *,
+    stage_map: StageMap | None,
+    source: str,
+    source_timezone: str,
+    severities: Mapping[str, str] | None,
+    quarantine_max_share: float,
+    run_id: str | None,
+    ingested_at: datetime | None,
+    until_batch: str | None,
+    batches: Collection[str] | None,
+    full_export: bool,
+    value_labels: Mapping[str, Mapping[str, str]] | None,
+    pool: ValidationPool,
+) -> IngestionReport:
     files = discover(landing)
     create_raw_tables(con)
     ingested_at = (ingested_at or datetime.now(UTC)).replace(tzinfo=None)
@@ -263,6 +321,10 @@ def ingest(
         else:
             to_load.setdefault(f.batch_id, []).append((f, sha, stat))
 
+    if to_load:
+        from ingestion.hygiene.gx import warm_up_in_background
+
+        warm_up_in_background()
     stage_map = stage_map or StageMap()
     labels = set(stage_map.label_map())
     context = _RunContext(
@@ -274,6 +336,7 @@ def ingest(
         quarantine_max_share=quarantine_max_share,
         full_export=full_export,
         value_labels={k: dict(v) for k, v in (value_labels or {}).items()},
+        pool=pool,
     )
     _write_stage_map(con, stage_map)
     seq = 0
@@ -322,6 +385,7 @@ class _RunContext:
     quarantine_max_share: float
     full_export: bool = False
     value_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    pool: ValidationPool = field(default_factory=lambda: _pool(1))
 
 
 def _groups(batches: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
@@ -423,10 +487,7 @@ def _ingest_together(
             parts[name] = _frame_table(
                 con, entity, _group_frame_sql(con, entity, group), sum(counts.values()), frame
             )
-        outcomes: dict[str, tuple[Any, ...]] = {}
-        for name in names:
-            frame = f"_group_frame_{name}"
-            outcomes.update(_validate_files(con, name, frame, parts[name], by_entity[name], ctx))
+        outcomes = _validate_group(con, names, parts, by_entity, ctx)
         stops = {
             order
             for name in names
@@ -614,32 +675,74 @@ def _group_frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, group: str)
     return _frame_select(con, entity, group, flags, joins)
 
 
-def _validate_files(
+def _validate_group(
+    con: duckdb.DuckDBPyConnection,
+    names: list[str],
+    parts: dict[str, int],
+    by_entity: dict[str, list[tuple[int, _Staged]]],
+    ctx: _RunContext,
+) -> dict[str, tuple[Any, ...]]:
+    """Each file's outcomes, as if validated alone, from the frame tables of a group
+    (``_group_frame_<entity>``, each in ``parts[entity]`` parts, ``_frame_table``). On
+    several processes every entity's parts go to the pool in one stream: the frames of a
+    group are all built before validation, so no entity waits for another's."""
+    from ingestion.hygiene.gx import validate_batch
+
+    order = "_source_file, _source_row"
+    found: dict[str, list[Any]] = {name: [] for name in names}
+    if ctx.pool.parallel and sum(parts.values()) > 1:
+        sent: list[str] = []
+
+        def jobs() -> Iterator[tuple[str, Any]]:
+            for name in names:
+                for part in range(parts[name]):
+                    table = _frame_part_arrow(con, f"_group_frame_{name}", part, order)
+                    if table.num_rows:
+                        sent.append(name)
+                        yield name, table
+
+        results = ctx.pool.validate(
+            jobs(), labels=ctx.labels, severities=ctx.severities, by_file=True
+        )
+        for name, result in zip(sent, results, strict=True):
+            found[name].append(result)
+    else:
+        for name in names:
+            for frame in _frame_parts(con, f"_group_frame_{name}", parts[name], order):
+                if len(frame):
+                    found[name].append(
+                        validate_batch(
+                            name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
+                        )
+                    )
+                del frame
+    outcomes: dict[str, tuple[Any, ...]] = {}
+    for name in names:
+        outcomes.update(_file_outcomes(con, name, found[name], by_entity[name], ctx))
+    return outcomes
+
+
+def _file_outcomes(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    frame_table: str,
-    parts: int,
+    found: list[dict[str, tuple[Any, ...]]],
     files: list[tuple[int, _Staged]],
     ctx: _RunContext,
 ) -> dict[str, tuple[Any, ...]]:
-    """Each file's outcomes, as if validated alone, from one frame table holding the
-    rows of several files in ``parts`` parts (``_frame_table``)."""
+    """Each file's outcomes merged over the parts that held its rows (``found``: one
+    by-file result per part)."""
     from ingestion.hygiene.gx import validate_batch
     from ingestion.hygiene.outcomes import merge_outcomes
 
     per_file: dict[str, list[Any]] = {}
-    order = "_source_file, _source_row"
-    for frame in _frame_parts(con, frame_table, parts, order):
-        if len(frame):
-            found = validate_batch(
-                name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
-            )
-            for file, outs in found.items():
-                per_file.setdefault(file, []).append(outs)
-        del frame
+    for result in found:
+        for file, outs in result.items():
+            per_file.setdefault(file, []).append(outs)
     outcomes = {file: merge_outcomes(parts_of_file) for file, parts_of_file in per_file.items()}
     # A file whose rows were all duplicates is judged on no rows, as alone.
     empty = None
+    order = "_source_file, _source_row"
+    frame_table = f"_group_frame_{name}"
     for _order, s in files:
         if s.result.file.relative not in outcomes:
             if empty is None:
@@ -727,11 +830,18 @@ def _validate(
     results = []
     try:
         parts = _frame_table(con, entity, _frame_sql(con, entity, s), rows, "_frame_parts")
-        for frame in _frame_parts(con, "_frame_parts", parts):
-            results.append(
-                validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
+        if ctx.pool.parallel and parts > 1:
+            results = ctx.pool.validate(
+                ((entity.name, _frame_part_arrow(con, "_frame_parts", i)) for i in range(parts)),
+                labels=ctx.labels,
+                severities=ctx.severities,
             )
-            del frame
+        else:
+            for frame in _frame_parts(con, "_frame_parts", parts):
+                results.append(
+                    validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
+                )
+                del frame
     finally:
         con.execute("DROP TABLE IF EXISTS _frame_parts")
     return merge_outcomes(results)
@@ -969,11 +1079,15 @@ def _frame_part(
     from ingestion.hygiene.frame import arrow_backed
 
     # Through Arrow: text stays in Arrow buffers instead of a Python object per value.
-    return arrow_backed(
-        con.sql(
-            f"SELECT * EXCLUDE (_part) FROM {table} WHERE _part = {part} ORDER BY {order}"
-        ).to_arrow_table()
-    )
+    return arrow_backed(_frame_part_arrow(con, table, part, order))
+
+
+def _frame_part_arrow(
+    con: duckdb.DuckDBPyConnection, table: str, part: int, order: str = "_source_row"
+) -> Any:
+    return con.sql(
+        f"SELECT * EXCLUDE (_part) FROM {table} WHERE _part = {part} ORDER BY {order}"
+    ).to_arrow_table()
 
 
 def _frame_parts(

@@ -50,14 +50,15 @@ The frame contract (one batch's staged rows of one entity, before publishing):
 Modules: ``rules`` (the rule catalog: rules, severities, the columns they read),
 ``frame`` (the frame contract's reader and the derived check columns), ``gx`` (Great
 Expectations execution: ``validate_batch``), ``outcomes`` (outcomes and their messages,
-``merge_outcomes``). The package exports the gate's public API below; the project's own
-modules import from the module that defines a name. The Spark runner
+``merge_outcomes``), ``pool`` (``ValidationPool``: the parts of a large batch validated
+on worker processes, one per core). The package exports the gate's public API below;
+the project's own modules import from the module that defines a name. The Spark runner
 (``ingestion.spark.hygiene``) shares the catalog (``rules``) and GX's naming and error
 check (``gx``) through their public names.
 
 May import: duckdb, numpy, pandas, great_expectations (lazily, inside ``gx``),
 ingestion.errors, ingestion.schema, ingestion.stages, ingestion.warehouse; nothing of
-Dagster. Within the package: rules ← frame ← outcomes ← gx.
+Dagster. Within the package: rules ← frame ← outcomes ← gx ← pool.
 """
 
 from ingestion.hygiene.frame import arrow_backed

@@ -6,6 +6,7 @@ expectation naming and the check for rules GX could not evaluate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Collection, Mapping
@@ -152,6 +153,21 @@ def _gx() -> GxState:
         context.variables.progress_bars = {"globally": False}
         _gx_state = GxState(context, context.data_sources.add_pandas(name="crm_hygiene"))
     return _gx_state
+
+
+def warm_up_in_background() -> None:
+    """Import GX and build its context on a thread while the caller goes on: the loader
+    starts this before it reads the landing files, which DuckDB does without the GIL, so
+    GX's seconds of import overlap the reading instead of following it. Validation waits
+    for it (the same lock)."""
+
+    def warm() -> None:
+        # A failure here is raised again, with its context, by validation's own call.
+        with _gx_lock, contextlib.suppress(Exception):
+            _gx()
+
+    if _gx_state is None:
+        threading.Thread(target=warm, name="gx-warm-up", daemon=True).start()
 
 
 def expectation_class_name(expectation: str) -> str:

@@ -236,8 +236,14 @@ def ingest_sources(
     def load(
         spec: SourceSpec, landing: Path, until: str | None, batches: set[str] | None
     ) -> IngestionReport:
+        from ingestion.hygiene.pool import default_workers
+
         settings = loader_settings(cfg, spec, stages, run_id)
-        return ingest(con, landing, until_batch=until, batches=batches, **settings)
+        workers = cfg.quality.gate_workers or default_workers()
+        return ingest(
+            con, landing, until_batch=until, batches=batches, gate_workers=workers,
+            memory_limit=cfg.memory_limit, **settings,
+        )  # fmt: skip
 
     return load_sources(
         cfg,

@@ -38,6 +38,8 @@ def test_file_values_and_command_line_overrides(tmp_path):
         "30 5 * * *",
     )
     assert cfg.stage_map.label_map()["demo booked"] == "meeting"
+    assert cfg.quality.gate_workers is None  # one per core, decided at run time
+    assert load_config(write(tmp_path, "quality: {gate_workers: 3}\n")).quality.gate_workers == 3
     cfg = cfg.with_overrides(landing_dir=Path("other"), source=None)
     assert cfg.alert_state == Path("data/logs/alerts.sent.json")
     assert (cfg.source, cfg.landing_dir) == ("crm", Path("other"))
@@ -74,6 +76,8 @@ def test_file_values_and_command_line_overrides(tmp_path):
         ("spark: {master: ''}\n", "spark.master must be a Spark master URL"),
         ("spark: {conf: {driver.memory: 8g}}\n", "names starting with spark."),
         ("spark: {conf: {spark.master: yarn}}\n", "not under spark.conf"),
+        ("quality: {gate_workers: 0}\n", "quality.gate_workers is a number of processes"),
+        ("quality: {gate_workers: 1.5}\n", "1 or more (1 validates in the run's own process)"),
     ],
 )
 def test_config_errors_say_what_and_where(tmp_path, text, message):

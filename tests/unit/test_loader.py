@@ -544,12 +544,12 @@ def test_a_batch_validated_in_parts_is_judged_as_if_whole(tmp_path, landing, bat
         "c9,Person3@Example.com",  # person3's address again
     )
     records = {}
-    for part_rows in (1_000_000, 2):
+    for part_rows, workers in ((1_000_000, 1), (2, 1), (2, 2)):
         monkeypatch.setattr(loader, "VALIDATION_PART_ROWS", part_rows)
-        with connect(tmp_path / f"w{part_rows}.duckdb") as c:
-            report = ingest(c, landing, quarantine_max_share=1.0)
-            records[part_rows] = _gate_record(c)
-    whole, in_parts = records[1_000_000], records[2]
+        with connect(tmp_path / f"w{part_rows}_{workers}.duckdb") as c:
+            report = ingest(c, landing, quarantine_max_share=1.0, gate_workers=workers)
+            records[part_rows, workers] = _gate_record(c)
+    whole, in_parts = records[1_000_000, 1], records[2, 1]
     # The unmapped label rejects the batch: nothing published, every rule still judged.
     assert list(report.rejected_batches) == ["b1"]
     failed = {(e, r): (n, observed) for e, r, ok, _, n, observed, _ in whole["results"] if not ok}
@@ -564,6 +564,55 @@ def test_a_batch_validated_in_parts_is_judged_as_if_whole(tmp_path, landing, bat
         ("contacts", "contacts.email_not_duplicated"): (2, None),
     }
     assert in_parts == whole
+    # The parts on two worker processes (ingestion.hygiene.pool): the same record.
+    assert records[2, 2] == whole
+
+
+def test_the_gate_on_worker_processes_leaves_what_one_process_leaves(tmp_path, monkeypatch):
+    """Five synthetic batches with the generator's defects, validated together with the
+    large entities in several parts on two worker processes: raw, log, quarantine, every
+    rule's result and message are what validating in the loader's process gives. (One
+    batch alone in parts on workers: test_a_batch_validated_in_parts_is_judged_as_if_whole.)"""
+    import ingestion.loader as loader
+    from ingestion.hygiene.pool import ValidationPool
+    from ingestion.synthetic import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, opportunities=300, batches=5, end=date(2026, 11, 26))
+    # Small enough that several entities of the group need several parts.
+    monkeypatch.setattr(loader, "VALIDATION_PART_ROWS", 2_000)
+    sent: list[int] = []
+    limits: set[str] = set()
+    real = ValidationPool.validate
+
+    def counting(self, jobs, **kwargs):
+        results = real(self, jobs, **kwargs)
+        if self.parallel:
+            sent.append(len(results))
+            limits.add(setting(c))
+        return results
+
+    def setting(con) -> str:
+        # A cursor of its own: the loader's connection may be mid-result.
+        return con.cursor().execute("select current_setting('memory_limit')").fetchone()[0]
+
+    monkeypatch.setattr(ValidationPool, "validate", counting)
+    records = {}
+    for workers in (1, 2):
+        with connect(tmp_path / f"w{workers}.duckdb", memory_limit="3GiB") as c:
+            ingest(
+                c, landing, stage_map=StageMap(), run_id="r", gate_workers=workers,
+                memory_limit="3GiB",
+            )  # fmt: skip
+            records[workers] = _everything(c)
+            # DuckDB's cap is the configured one again, for dbt.
+            assert setting(c) == "3.0 GiB"
+    # The workers judged parts of several entities, and something failed on the way.
+    assert len(sent) > 1 and sum(sent) > 6
+    assert records[1]["quarantine"]
+    assert records[2] == records[1]
+    # While they ran, DuckDB's cap left them room: 3 GiB less 512 MiB for the second one.
+    assert limits == {"2.5 GiB"}
 
 
 def test_a_published_file_unchanged_on_disk_is_not_read_again(con, landing, batch, monkeypatch):

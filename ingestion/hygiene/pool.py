@@ -1,0 +1,240 @@
+"""The hygiene gate on several processes: ``ValidationPool`` validates the parts of a
+large batch (``ingestion.loader``'s frame parts, Arrow tables) on worker processes.
+
+Why processes: Great Expectations' pandas engine is Python holding the GIL, so the gate
+of a first load ran on one core (about 330k rows/s; 60 s of a 1M-opportunity first
+load, bench/RESULTS.md) while the other one waited. Each worker imports GX once and
+validates whole parts (every row of a key sits in one part, so each part is judged on
+its own, as ``merge_outcomes`` expects); the loader's process meanwhile reads the next
+parts out of DuckDB, which releases the GIL. Results come back in submission order, so
+the merged outcomes (examples, row order) are the same as validating the parts one
+after the other in one process.
+
+A worker is a fresh interpreter running ``main`` here, talking pickles over two pipes of
+its own, not a ``multiprocessing`` pool: that would re-run the caller's main module in every
+worker (a script without a ``__main__`` guard would start workers recursively, and a
+Dagster run worker would import Dagster twice more), and forking would copy the loader's
+process mid-state (DuckDB's and Dagster's threads). Workers start on first use and stop
+when the pool is closed (the end of ``ingest``), so no validation memory is held during
+dbt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingestion.hygiene.rules import Severity
+
+# More workers than cores only adds memory: each holds a part and GX's working copies.
+MAX_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One worker per core, at most ``MAX_WORKERS``."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
+class ValidationPool:
+    """``workers`` processes validating frame parts; with 1, parts are validated in
+    this process (no worker is started)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.workers = workers
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
+        # Called once, as the workers start (the loader makes room for them in DuckDB).
+        self.on_start: Callable[[], object] | None = None
+        self.started = False
+
+    @property
+    def parallel(self) -> bool:
+        return self.workers > 1
+
+    def validate(
+        self,
+        jobs: Iterable[tuple[str, Any]],
+        *,
+        labels: Collection[str],
+        severities: Mapping[str, Severity] | None,
+        by_file: bool = False,
+    ) -> list[Any]:
+        """``validate_batch``'s result for each (entity, Arrow table) of ``jobs``, in
+        order. ``jobs`` is read lazily: while every worker validates a part, one more
+        waits its turn and the next one is read, which bounds memory whatever the batch."""
+        options = {"labels": set(labels), "severities": dict(severities or {}), "by_file": by_file}
+        if not self.parallel:
+            return [_validate_table(entity, table, **options) for entity, table in jobs]
+        self._start()
+        results: list[Future[Any]] = []
+        in_flight: deque[Future[Any]] = deque()
+        for entity, table in jobs:
+            future: Future[Any] = Future()
+            self._jobs.put((future, pickle.dumps((entity, table, options), protocol=5)))
+            del table
+            results.append(future)
+            in_flight.append(future)
+            while len(in_flight) > self.workers:
+                # Surfaces a worker's error early instead of after reading every part.
+                in_flight.popleft().result()
+        return [f.result() for f in results]
+
+    def _start(self) -> None:
+        if not self._workers:
+            if self.on_start is not None and not self.started:
+                self.on_start()
+            self.started = True
+            self._workers = [_Worker(self._jobs) for _ in range(self.workers)]
+
+    def close(self) -> None:
+        """Cancel what is queued, let the workers finish their part, stop them."""
+        if not self._workers:
+            return
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+
+    def __enter__(self) -> ValidationPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Worker:
+    """One worker process and the thread in this process that feeds it jobs."""
+
+    def __init__(self, jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None]) -> None:
+        to_child, requests = os.pipe()
+        replies, from_child = os.pipe()
+        # The worker imports this very code, whatever its current directory holds (with
+        # ``-m`` that would come first on its path).
+        root = str(Path(__file__).resolve().parents[2])
+        boot = (
+            f"import sys; sys.path.insert(0, {root!r}); "
+            f"from ingestion.hygiene.pool import main; main()"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", boot, str(to_child), str(from_child)],
+            pass_fds=(to_child, from_child),
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(to_child)
+        os.close(from_child)
+        self._send: IO[bytes] = os.fdopen(requests, "wb")
+        self._receive: IO[bytes] = os.fdopen(replies, "rb")
+        self._thread = threading.Thread(target=self._feed, args=(jobs,), daemon=True)
+        self._thread.start()
+
+    def _feed(self, jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None]) -> None:
+        while (job := jobs.get()) is not None:
+            future, payload = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                self._send.write(payload)
+                self._send.flush()
+                ok, value = pickle.load(self._receive)
+            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                error = self._died(exc)
+                future.set_exception(error)
+                # Every job this thread takes from now on fails the same way, so that no
+                # caller waits forever on a part no worker will take.
+                while (job := jobs.get()) is not None:
+                    if job[0].set_running_or_notify_cancel():
+                        job[0].set_exception(error)
+                return
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _died(self, exc: BaseException) -> Exception:
+        from ingestion.hygiene.rules import HygieneError
+
+        try:
+            code: int | None = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        return HygieneError(
+            f"a hygiene gate worker process stopped (exit code {code}, {type(exc).__name__}) "
+            f"while validating a part of a large batch; nothing was published. Its own error, "
+            f"if it printed one, is in the log above. If the machine ran out of memory, set "
+            f"quality.gate_workers: 1 to validate in the run's own process."
+        )
+
+    def stop(self) -> None:
+        self._thread.join()
+        for stream in (self._send, self._receive):
+            # The worker reads end-of-file and exits; a dead one leaves a broken pipe.
+            with contextlib.suppress(OSError):
+                stream.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _validate_table(entity: str, table: Any, **options: Any) -> Any:
+    from ingestion.hygiene.frame import arrow_backed
+    from ingestion.hygiene.gx import validate_batch
+
+    return validate_batch(entity, arrow_backed(table), **options)
+
+
+def _serve(requests_fd: int, replies_fd: int) -> None:
+    """A worker's loop: one (entity, Arrow table, options) in, (ok, result or error) out,
+    until the pool closes its end."""
+    from ingestion.hygiene.gx import _gx
+
+    # GX's import and context, while the loader reads the first part.
+    _gx()
+    with os.fdopen(requests_fd, "rb") as requests, os.fdopen(replies_fd, "wb") as replies:
+        while True:
+            try:
+                entity, table, options = pickle.load(requests)
+            except EOFError:
+                return
+            try:
+                reply = pickle.dumps((True, _validate_table(entity, table, **options)), 5)
+            except Exception as exc:  # the loader raises it as validation's own error
+                try:
+                    reply = pickle.dumps((False, exc), 5)
+                except Exception:
+                    reply = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")), 5)
+            del table
+            replies.write(reply)
+            replies.flush()
+
+
+def main() -> None:
+    """A worker process's entry point: ``_serve`` on the two pipes named in argv."""
+    try:
+        _serve(int(sys.argv[1]), int(sys.argv[2]))
+    except KeyboardInterrupt:
+        # The run was interrupted (the whole process group got the signal): the loader
+        # reports it; a worker's traceback would only add noise.
+        sys.exit(130)
