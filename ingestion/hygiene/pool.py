@@ -42,8 +42,11 @@ MAX_WORKERS = 4
 
 
 def default_workers() -> int:
-    """One worker per core, at most ``MAX_WORKERS``."""
-    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    """One worker per core this process may use, at most ``MAX_WORKERS``."""
+    # sched_getaffinity honours a container's or taskset's CPU set; macOS lacks it.
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_WORKERS))
 
 
 class ValidationPool:
