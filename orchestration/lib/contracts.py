@@ -13,10 +13,11 @@ always runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
-def enforced_not_null_tests(manifest: dict[str, Any]) -> list[str]:
+def enforced_not_null_tests(manifest: Mapping[str, Any]) -> list[str]:
     """Names of the not_null tests whose column an enforced contract declares NOT NULL."""
     nodes = manifest["nodes"]
     names = []
@@ -40,5 +41,5 @@ def enforced_not_null_tests(manifest: dict[str, Any]) -> list[str]:
     return sorted(names)
 
 
-def _enforced(model: dict[str, Any]) -> bool:
+def _enforced(model: Mapping[str, Any]) -> bool:
     return bool(((model.get("config") or {}).get("contract") or {}).get("enforced"))
