@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
@@ -358,6 +360,7 @@ def test_a_run_with_nothing_new_skips_staging_but_not_the_marts(built, tmp_path,
     assert run_pipeline(landing, warehouse, "2026-03-16T00:00:00Z") == 0
     err = capsys.readouterr().err
     assert "Not rerun: 10 staging views and their 32 tests" in err
+    assert "Not rerun: 24 not_null tests: DuckDB enforces the NOT NULL constraints" in err
     nodes = dbt_nodes_run(warehouse)
     assert not any(n.startswith(("stg_", "not_null_stg_", "unique_stg_")) for n in nodes)
     # A test that reads a staging view and a mart still runs.
@@ -373,5 +376,35 @@ def test_a_run_with_nothing_new_skips_staging_but_not_the_marts(built, tmp_path,
     )
     capsys.readouterr()
     assert run_pipeline(landing, warehouse, AS_OF) == 0
-    assert "Not rerun" not in capsys.readouterr().err
+    assert "Not rerun: 10 staging views" not in capsys.readouterr().err
     assert {"stg_crm__accounts", "stg_crm__users"} <= dbt_nodes_run(warehouse)
+
+
+def test_duckdb_leaves_mart_not_null_tests_to_the_contracts_which_catch_a_null(built, tmp_path):
+    # The full run left out every not_null test of the marts...
+    nodes = dbt_nodes_run(built)
+    assert "fct_opportunities" in nodes and "unique_fct_opportunities_opportunity_id" in nodes
+    assert not any(n.startswith(("not_null_fct_", "not_null_kpi_")) for n in nodes)
+    # ...because DuckDB refuses the null itself: a null status reaching fct_opportunities
+    # fails the model, and the mart keeps its previous rows.
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update intermediate.int_opportunities_closed set status = null "
+            "where opportunity_id = 'O2'"
+        )
+    dbt = Path(sys.executable).parent / "dbt"
+    vars_ = {"warehouse_path": str(warehouse), "reporting_currency": "USD"}
+    result = subprocess.run(
+        [str(dbt), "run", "--select", "fct_opportunities", "--profiles-dir", ".",
+         "--target-path", str(tmp_path / "target"), "--vars", json.dumps(vars_)],
+        cwd=Path(__file__).parents[2] / "dbt_project", capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "NOT NULL constraint failed" in result.stdout
+    assert "status" in result.stdout
+    assert query(
+        warehouse, "select status from marts.fct_opportunities where opportunity_id = 'O2'"
+    ) == [("lost",)]

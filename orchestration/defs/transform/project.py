@@ -11,6 +11,8 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
 from packaging.version import Version
 
+from orchestration.lib.contracts import enforced_not_null_tests
+
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 # The dbt installed beside this interpreter, so an un-activated .venv works too.
 _VENV_DBT = Path(sys.executable).parent / "dbt"
@@ -35,6 +37,32 @@ class CrmDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source":
             return "raw"
         return dbt_resource_props.get("config", {}).get("schema") or "transform"
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        # A DuckDB run leaves these tests to the marts' NOT NULL constraints: blocking,
+        # each would make Dagster warn, twice, that it gated nothing. They gate nothing on
+        # Spark either: a failing test there fails the dbt step, which stops what follows.
+        if spec is not None and manifest["nodes"][unique_id]["name"] in _enforced(manifest):
+            return spec._replace(blocking=False)
+        return spec
+
+
+# The last manifest asked about and its names: the translator is asked once per test.
+_ENFORCED: list[tuple[Mapping[str, Any], frozenset[str]]] = []
+
+
+def _enforced(manifest: Mapping[str, Any]) -> frozenset[str]:
+    """The not_null tests the contracts make redundant on DuckDB, once per manifest."""
+    if not _ENFORCED or _ENFORCED[0][0] is not manifest:
+        _ENFORCED[:] = [(manifest, frozenset(enforced_not_null_tests(manifest)))]
+    return _ENFORCED[0][1]
 
 
 def _newest_source_mtime() -> float:
