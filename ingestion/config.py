@@ -104,7 +104,7 @@ class QualitySettings:
     # Rule name → "error" | "warn", overriding the rule's default severity.
     severity: dict[str, str] = field(default_factory=dict)
     # Processes validating the parts of a batch too large for one frame (DuckDB engine);
-    # None: one per core, at most four. 1: all in the run's own process.
+    # None: one per core but the first, at most four. 1: all in the run's own process.
     gate_workers: int | None = None
 
 

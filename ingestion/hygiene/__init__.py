@@ -51,7 +51,7 @@ Modules: ``rules`` (the rule catalog: rules, severities, the columns they read),
 ``frame`` (the frame contract's reader and the derived check columns), ``gx`` (Great
 Expectations execution: ``validate_batch``), ``outcomes`` (outcomes and their messages,
 ``merge_outcomes``), ``pool`` (``ValidationPool``: the parts of a large batch validated
-on worker processes, one per core). The package exports the gate's public API below;
+on worker processes). The package exports the gate's public API below;
 the project's own modules import from the module that defines a name. The Spark runner
 (``ingestion.spark.hygiene``) shares the catalog (``rules``) and GX's naming and error
 check (``gx``) through their public names.

@@ -42,11 +42,15 @@ MAX_WORKERS = 4
 
 
 def default_workers() -> int:
-    """One worker per core this process may use, at most ``MAX_WORKERS``."""
+    """One worker per core this process may use but the first, at most ``MAX_WORKERS``
+    (1: validate in the run's own process). The loader's DuckDB work (reading the files,
+    the candidates' joins, reading the parts) keeps about one core busy during a first
+    load: on 2 cores, two workers left the 1M first load's ingestion at 87 s, as in one
+    process, with 0.7 GiB more memory (bench/RESULTS.md)."""
     # sched_getaffinity honours a container's or taskset's CPU set; macOS lacks it.
     affinity = getattr(os, "sched_getaffinity", None)
     cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
-    return max(1, min(cores, MAX_WORKERS))
+    return max(1, min(cores - 1, MAX_WORKERS))
 
 
 class ValidationPool:

@@ -49,3 +49,17 @@ def test_one_worker_means_no_process():
         with pytest.raises(HygieneError, match="has no _source_row"):
             pool.validate([("opportunities", NO_LINEAGE)], labels={"x"}, severities=None)
         assert not pool.started and pool._workers == []
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (3, 2), (5, 4), (16, 4)])
+def test_the_default_leaves_one_core_to_the_loader(monkeypatch, cores, workers):
+    import os
+
+    from ingestion.hygiene.pool import default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    assert default_workers() == workers
+    # Where the OS has no CPU affinity (macOS): the number of CPUs.
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert default_workers() == workers
