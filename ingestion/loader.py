@@ -686,36 +686,21 @@ def _validate_group(
     (``_group_frame_<entity>``, each in ``parts[entity]`` parts, ``_frame_table``). On
     several processes every entity's parts go to the pool in one stream: the frames of a
     group are all built before validation, so no entity waits for another's."""
-    from ingestion.hygiene.gx import validate_batch
-
     order = "_source_file, _source_row"
-    found: dict[str, list[Any]] = {name: [] for name in names}
-    if ctx.pool.parallel and sum(parts.values()) > 1:
-        sent: list[str] = []
+    sent: list[str] = []
 
-        def jobs() -> Iterator[tuple[str, Any]]:
-            for name in names:
-                for part in range(parts[name]):
-                    table = _frame_part_arrow(con, f"_group_frame_{name}", part, order)
-                    if table.num_rows:
-                        sent.append(name)
-                        yield name, table
-
-        results = ctx.pool.validate(
-            jobs(), labels=ctx.labels, severities=ctx.severities, by_file=True
-        )
-        for name, result in zip(sent, results, strict=True):
-            found[name].append(result)
-    else:
+    def jobs() -> Iterator[tuple[str, Any]]:
         for name in names:
-            for frame in _frame_parts(con, f"_group_frame_{name}", parts[name], order):
-                if len(frame):
-                    found[name].append(
-                        validate_batch(
-                            name, frame, labels=ctx.labels, severities=ctx.severities, by_file=True
-                        )
-                    )
-                del frame
+            for part in range(parts[name]):
+                table = _frame_part_arrow(con, f"_group_frame_{name}", part, order)
+                if table.num_rows:
+                    sent.append(name)
+                    yield name, table
+
+    found: dict[str, list[Any]] = {name: [] for name in names}
+    results = ctx.pool.validate(jobs(), labels=ctx.labels, severities=ctx.severities, by_file=True)
+    for name, result in zip(sent, results, strict=True):
+        found[name].append(result)
     outcomes: dict[str, tuple[Any, ...]] = {}
     for name in names:
         outcomes.update(_file_outcomes(con, name, found[name], by_entity[name], ctx))
@@ -823,25 +808,16 @@ def _validate(
     con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, ctx: _RunContext
 ) -> tuple[Any, ...]:
     """Every candidate row through the entity's suite, in parts (``_frame_table``)."""
-    from ingestion.hygiene.gx import validate_batch
     from ingestion.hygiene.outcomes import merge_outcomes
 
     ((rows,),) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchall()
-    results = []
     try:
         parts = _frame_table(con, entity, _frame_sql(con, entity, s), rows, "_frame_parts")
-        if ctx.pool.parallel and parts > 1:
-            results = ctx.pool.validate(
-                ((entity.name, _frame_part_arrow(con, "_frame_parts", i)) for i in range(parts)),
-                labels=ctx.labels,
-                severities=ctx.severities,
-            )
-        else:
-            for frame in _frame_parts(con, "_frame_parts", parts):
-                results.append(
-                    validate_batch(entity.name, frame, labels=ctx.labels, severities=ctx.severities)
-                )
-                del frame
+        results = ctx.pool.validate(
+            ((entity.name, _frame_part_arrow(con, "_frame_parts", i)) for i in range(parts)),
+            labels=ctx.labels,
+            severities=ctx.severities,
+        )
     finally:
         con.execute("DROP TABLE IF EXISTS _frame_parts")
     return merge_outcomes(results)
@@ -1088,25 +1064,6 @@ def _frame_part_arrow(
     return con.sql(
         f"SELECT * EXCLUDE (_part) FROM {table} WHERE _part = {part} ORDER BY {order}"
     ).to_arrow_table()
-
-
-def _frame_parts(
-    con: duckdb.DuckDBPyConnection, table: str, parts: int, order: str = "_source_row"
-) -> Iterator[Any]:
-    """Each part of a frame table, the next one read while the caller validates this
-    one: DuckDB's reading and Arrow's conversion run without the GIL that GX's pandas
-    work holds, so the two overlap on two cores. (The connection is used by one thread
-    at a time: the caller does not query while it validates.)"""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(_frame_part, con, table, 0, order)
-        for index in range(parts):
-            frame = ahead.result()
-            if index + 1 < parts:
-                ahead = pool.submit(_frame_part, con, table, index + 1, order)
-            yield frame
-            del frame
 
 
 def _frame_table(

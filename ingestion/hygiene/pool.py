@@ -22,6 +22,7 @@ dbt.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pickle
 import queue
@@ -29,10 +30,13 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from ingestion.hygiene.frame import arrow_backed
+from ingestion.hygiene.gx import validate_batch
 
 if TYPE_CHECKING:
     from ingestion.hygiene.rules import Severity
@@ -80,11 +84,20 @@ class ValidationPool:
         by_file: bool = False,
     ) -> list[Any]:
         """``validate_batch``'s result for each (entity, Arrow table) of ``jobs``, in
-        order. ``jobs`` is read lazily: while every worker validates a part, one more
-        waits its turn and the next one is read, which bounds memory whatever the batch."""
+        order. ``jobs`` is read lazily, so memory stays bounded whatever the batch: while
+        every worker validates a part, one more waits its turn and the next one is read.
+        A single part, or a pool of one, is validated in this process, the next part
+        read while this one is validated (DuckDB and Arrow release the GIL that GX
+        holds, so the two overlap on two cores)."""
         options = {"labels": set(labels), "severities": dict(severities or {}), "by_file": by_file}
-        if not self.parallel:
-            return [_validate_table(entity, table, **options) for entity, table in jobs]
+        jobs = iter(jobs)
+        first = list(itertools.islice(jobs, 2))
+        if not self.parallel or len(first) < 2:
+            return [
+                validate_batch(entity, frame, **options)
+                for entity, frame in _read_ahead(itertools.chain(first, jobs))
+            ]
+        jobs = itertools.chain(first, jobs)
         self._start()
         results: list[Future[Any]] = []
         in_flight: deque[Future[Any]] = deque()
@@ -205,10 +218,23 @@ class _Worker:
             self.process.wait()
 
 
-def _validate_table(entity: str, table: Any, **options: Any) -> Any:
-    from ingestion.hygiene.frame import arrow_backed
-    from ingestion.hygiene.gx import validate_batch
+def _read_ahead(jobs: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Each job's table as the frame ``validate_batch`` reads, the next one read and
+    converted on a thread while the caller validates this one."""
 
+    def next_frame() -> tuple[str, Any] | None:
+        job = next(jobs, None)
+        return None if job is None else (job[0], arrow_backed(job[1]))
+
+    with ThreadPoolExecutor(1) as reader:
+        ahead = reader.submit(next_frame)
+        while (job := ahead.result()) is not None:
+            ahead = reader.submit(next_frame)
+            yield job
+            del job
+
+
+def _validate_table(entity: str, table: Any, **options: Any) -> Any:
     return validate_batch(entity, arrow_backed(table), **options)
 
 

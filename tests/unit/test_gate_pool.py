@@ -16,12 +16,13 @@ NO_LINEAGE = pa.table({"opportunity_id": ["o1"]})
 
 
 def test_a_workers_error_is_raised_here_as_it_was_raised_there():
+    # Two parts each time: a single part is validated in this process.
     with ValidationPool(2) as pool:
         with pytest.raises(HygieneError, match="the opportunities frame has no _source_row"):
-            pool.validate([("opportunities", NO_LINEAGE)], labels={"x"}, severities=None)
+            pool.validate([("opportunities", NO_LINEAGE)] * 2, labels={"x"}, severities=None)
         # The workers are still there for the next batch.
         with pytest.raises(HygieneError, match="the leads frame has no _source_row"):
-            pool.validate([("leads", NO_LINEAGE)], labels={"x"}, severities=None)
+            pool.validate([("leads", NO_LINEAGE)] * 2, labels={"x"}, severities=None)
         processes = [w.process for w in pool._workers]
     assert [p.returncode for p in processes] == [0, 0]
 

@@ -61,6 +61,7 @@ def dbt_models(
     # advises, not on every run.
     args = ["build", "--exclude-resource-type", "unit_test"]
     staging: StagingState | None = None  # DuckDB only
+    manifest: dict[str, Any] = {}  # DuckDB only: what the selection was made from
     invocation: Any
     if cfg.engine == "spark":
         from ingestion.spark.session import get_session
@@ -119,7 +120,7 @@ def dbt_models(
     if invocation.is_successful():
         if staging is not None and not staging.unchanged:
             results = json.loads(results_path.read_text()).get("results", [])
-            if staging_passed(json.loads(dbt_project.manifest_path.read_text()), results):
+            if staging_passed(manifest, results):
                 with connect(cfg.warehouse) as con:
                     record_staging_passed(con, staging, context.run.run_id)
         return
