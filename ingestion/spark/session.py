@@ -4,7 +4,7 @@ Tables live in Spark's warehouse folder (``spark.warehouse_dir``, by default
 ``<warehouse stem>.spark/`` beside the DuckDB path), registered in a Hive metastore. On this
 machine that metastore is an embedded Derby database in ``<warehouse stem>.spark-session/``,
 which one JVM at a time may open. A run's steps share this process's session: the pipeline
-runs dbt in this process (orchestration.defs.transform.session_dbt), where dbt-spark's
+runs dbt in this process (orchestration.defs.transform.in_process), where dbt-spark's
 session method gets the same session, so a run starts one JVM. :func:`stop_session` ends
 it (and releases the metastore) before a session of another deployment starts. On a
 cluster the conf points at the cluster's metastore (``spark.hadoop.hive.metastore.uris``)

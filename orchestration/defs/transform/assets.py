@@ -9,6 +9,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from ingestion.config import PipelineConfig, format_as_of
 from ingestion.warehouse import connect, write_run_context
+from orchestration.defs.transform.in_process import InProcessDbtInvocation
 from orchestration.defs.transform.project import DBT_PROJECT_DIR, CrmDbtTranslator, dbt_project
 from orchestration.lib.contracts import enforced_not_null_tests
 from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
@@ -62,19 +63,14 @@ def dbt_models(
     args = ["build", "--exclude-resource-type", "unit_test"]
     staging: StagingState | None = None  # DuckDB only
     manifest: dict[str, Any] = {}  # DuckDB only: what the selection was made from
-    invocation: Any
     if cfg.engine == "spark":
         from ingestion.spark.session import get_session
-        from orchestration.defs.transform.session_dbt import SessionDbtInvocation
 
         # dbt-spark's session method, in this process: it builds on the loader's session
         # (started here when this step runs in a process of its own).
         get_session(cfg)
         # On Spark the as_of goes as a var (quality.run_context is DuckDB's).
         args += ["--target", "spark", "--vars", json.dumps({**dbt_vars(cfg), "as_of": as_of})]
-        invocation = SessionDbtInvocation(
-            dbt, args, context=context, translator=CrmDbtTranslator(), target_path=target_path
-        )
     else:
         with connect(cfg.warehouse) as con:
             write_run_context(con, as_of, context.run.run_id)
@@ -93,23 +89,26 @@ def dbt_models(
         # test on such a column cannot fail there (orchestration/lib/contracts.py).
         redundant = enforced_not_null_tests(manifest)
         if redundant:
-            # One value, names space-separated: dagster-dbt reads one value per --exclude.
+            # One value, names space-separated, as dbt's CLI reads one value per --exclude.
             args += ["--exclude", " ".join(redundant)]
             context.log.info(
                 f"{NOT_RERUN} {len(redundant)} not_null tests: DuckDB enforces the NOT NULL "
                 "constraints of those mart columns when it writes them."
             )
-        invocation = dbt.cli(args, context=context, target_path=target_path, raise_on_error=False)
+    invocation = InProcessDbtInvocation(
+        dbt,
+        args,
+        context=context,
+        translator=CrmDbtTranslator(),
+        target_path=target_path,
+        engine=cfg.engine,
+    )
     try:
         yield from invocation.stream()
     finally:
-        # An exception while streaming (Dagster refusing an event, an interrupt) leaves dbt
-        # running with the warehouse open: it would hold DuckDB's lock against every retry.
-        if cfg.engine == "spark":
-            invocation.wait()
-        elif invocation.process.poll() is None:
-            invocation.process.terminate()
-            invocation.process.wait(timeout=60)
+        # An exception while streaming (Dagster refusing an event, an interrupt) must not
+        # leave dbt building with the warehouse open: it would hold it against a retry.
+        invocation.stop()
     if cfg.engine == "spark":
         from ingestion.spark.mirror import mirror_marts
 

@@ -1,15 +1,12 @@
-"""The dbt project, its translator to Dagster keys, and the dbt CLI resource."""
+"""The dbt project, its translator to Dagster keys, and the dbt resource."""
 
 import sys
-from collections.abc import Mapping, Sequence
-from functools import cached_property
-from importlib.metadata import version as package_version
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
-from packaging.version import Version
 
 from orchestration.lib.contracts import enforced_not_null_tests
 
@@ -86,22 +83,10 @@ def prepare_manifest() -> None:
     ).cli(["parse"], target_path=manifest.parent).wait()
 
 
-class CrmDbtCliResource(DbtCliResource):
-    """dagster-dbt's resource without two start-up costs it pays on every run and this
-    project never uses (about 3 s of CPU, more on a busy machine): a `dbt --version`
-    child process to learn the version installed beside this interpreter, and a dbt
-    adapter loaded in this process, which only serves its column and row-count metadata
-    fetchers. tests/unit/test_definitions.py fails if dagster-dbt renames either hook."""
-
-    @cached_property
-    def _cli_version(self) -> Version:
-        return Version(package_version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
-        return None
-
-
 def dbt_resource() -> DbtCliResource:
-    return CrmDbtCliResource(
+    """Where the dbt project and its profile are. A run builds with dbt inside the run's
+    process (orchestration/defs/transform/in_process.py), not through the resource's
+    ``cli``, which stays for assets of a user's own."""
+    return DbtCliResource(
         project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE
     )

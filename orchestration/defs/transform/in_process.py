@@ -1,11 +1,16 @@
-"""`dbt build` on engine: spark, inside this process, on the loader's Spark session.
+"""`dbt build` inside the run's process, on either engine.
 
-dbt-spark's ``session`` method runs its SQL on ``SparkSession.builder.getOrCreate()``: run
-by dbt's programmatic entry point (``dbtRunner``) in the process that ingested, it gets the
-session the loader already has, so a run starts one JVM instead of two. A dbt CLI process
-would start a second JVM, which has to wait for the first one to exit (the local
-metastore admits one) and then pays the JVM's start, the metastore's and a cold JIT again:
-about a minute of every Spark run on this machine (docs/spark.md, "When to switch").
+dbt's programmatic entry point (``dbtRunner``) runs the build on a thread of the process
+that ingested, while the step streams its events to Dagster. Both engines gain:
+
+- DuckDB: dagster-dbt has imported dbt-core into this process already, so a dbt CLI
+  process would start a second interpreter and import dbt again before its first model
+  (about 1.5–2 s of every run, whatever the data's size: docs/performance.md).
+- Spark: dbt-spark's ``session`` method runs its SQL on ``SparkSession.builder.getOrCreate()``,
+  so dbt gets the session the loader already has and a run starts one JVM instead of two.
+  A dbt CLI process would start a second JVM, which has to wait for the first one to exit
+  (the local metastore admits one) and then pays the JVM's start, the metastore's and a
+  cold JIT again: about a minute of every Spark run on this machine (docs/spark.md).
 
 The events are dagster-dbt's: each dbt event becomes the JSON record the dbt CLI would
 have printed, and dagster-dbt turns it into the same Dagster outputs and check results as
@@ -14,6 +19,7 @@ for the CLI (``DbtCliInvocation.stream``).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,9 +30,12 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource
 
 _DONE = object()
+# How often an interrupted DuckDB build is told again to stop: dbt goes on to the next
+# node after a cancelled query, which has to be cancelled in its turn.
+_CANCEL_INTERVAL_S = 0.05
 
 
-class SessionDbtInvocation:
+class InProcessDbtInvocation:
     """One `dbt <args>` in this process, run in a thread while the step streams its
     events; ``is_successful``, ``get_error`` and ``stream`` as DbtCliInvocation's."""
 
@@ -38,6 +47,7 @@ class SessionDbtInvocation:
         context: dg.AssetExecutionContext,
         translator: DagsterDbtTranslator,
         target_path: Path,
+        engine: str,
     ) -> None:
         from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_context
 
@@ -50,6 +60,7 @@ class SessionDbtInvocation:
         self._translator = params.dagster_dbt_translator
         self._project = params.dbt_project
         self._context = context
+        self._engine = engine
         self.target_path = target_path
         project_dir = params.dbt_project.project_dir if params.dbt_project else dbt.project_dir
         self.args = [
@@ -83,6 +94,8 @@ class SessionDbtInvocation:
         except BaseException as exc:  # reported by get_error, not lost in the thread
             self._errors.append(f"{type(exc).__name__}: {exc}")
         finally:
+            if self._engine == "duckdb":
+                _release_duckdb_file()
             self._events.put(_DONE)
 
     def stream(self) -> Iterator[Any]:
@@ -109,6 +122,25 @@ class SessionDbtInvocation:
                 break
         self._thread.join()
 
+    def stop(self) -> None:
+        """End a build the step no longer waits for (an interrupt, an error while
+        streaming), and return once dbt has let go of the warehouse.
+
+        On DuckDB every running query is cancelled, as dbt does on Ctrl-C, until dbt has
+        gone through its remaining nodes: each model is one transaction, so a cancelled
+        one leaves its previous table in place. On Spark dbt is let finish: dbt-spark
+        drops a table before it rebuilds it, so a cancelled job would leave a mart
+        missing (docs/spark.md)."""
+        if self._engine == "duckdb":
+            from dbt.adapters.factory import get_adapter_by_type
+
+            while self._thread.is_alive():
+                # No adapter yet, or already torn down: nothing to cancel this time.
+                with contextlib.suppress(Exception):
+                    get_adapter_by_type("duckdb").cancel_open_connections()
+                self._thread.join(_CANCEL_INTERVAL_S)
+        self.wait()
+
     def is_successful(self) -> bool:
         self.wait()
         return bool(self._result is not None and self._result.success and not self._errors)
@@ -118,7 +150,21 @@ class SessionDbtInvocation:
             return None
         exception = getattr(self._result, "exception", None)
         detail = "; ".join(m for m in [*self._errors, str(exception or "")] if m)
+        engine = "Spark" if self._engine == "spark" else "DuckDB"
         return dg.Failure(
-            f"dbt {' '.join(self.args[:1])} on Spark failed: {detail or 'no message'}. "
+            f"dbt {' '.join(self.args[:1])} on {engine} failed: {detail or 'no message'}. "
             f"See the run's dbt log: {self.target_path / 'dbt.log'}"
         )
+
+
+def _release_duckdb_file() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open after a build (its ``keep_open``
+    default): the run's next steps open the same file read-only, which DuckDB refuses in
+    a process that has it open otherwise. The next build in this process opens it again.
+    tests/unit/test_definitions.py fails if dbt-duckdb renames the attribute."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        environment = DuckDBConnectionManager._ENV
+        if environment is not None:
+            environment.close()
