@@ -131,15 +131,21 @@ class InProcessDbtInvocation:
         one leaves its previous table in place. On Spark dbt is let finish: dbt-spark
         drops a table before it rebuilds it, so a cancelled job would leave a mart
         missing (docs/spark.md)."""
-        if self._engine == "duckdb":
-            from dbt.adapters.factory import get_adapter_by_type
+        from dbt.adapters.factory import get_adapter_by_type
 
-            while self._thread.is_alive():
-                # No adapter yet, or already torn down: nothing to cancel this time.
-                with contextlib.suppress(Exception):
-                    get_adapter_by_type("duckdb").cancel_open_connections()
+        again: BaseException | None = None
+        while self._thread.is_alive():
+            try:
+                if self._engine == "duckdb":
+                    # No adapter yet, or already torn down: nothing to cancel this time.
+                    with contextlib.suppress(Exception):
+                        get_adapter_by_type("duckdb").cancel_open_connections()
                 self._thread.join(_CANCEL_INTERVAL_S)
+            except BaseException as exc:  # a second Ctrl-C must not leave dbt building
+                again = again or exc
         self.wait()
+        if again is not None:
+            raise again
 
     def is_successful(self) -> bool:
         self.wait()
