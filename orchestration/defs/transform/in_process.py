@@ -30,6 +30,11 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource
 
 _DONE = object()
+# The dbt events dagster-dbt turns into outputs and check results
+# (DbtCoreCliEventMessage.is_result_event).
+_RESULT_EVENTS = frozenset(
+    {"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"}
+)
 # How often an interrupted DuckDB build is told again to stop: dbt goes on to the next
 # node after a cancelled query, which has to be cancelled in its turn.
 _CANCEL_INTERVAL_S = 0.05
@@ -87,7 +92,10 @@ class InProcessDbtInvocation:
         from dbt_common.events.functions import msg_to_dict
 
         def forward(event: Any) -> None:
-            self._events.put(msg_to_dict(event))
+            # dagster-dbt makes Dagster events of nodes' results only; errors are reported.
+            # The rest (about 2,000 debug events a build) would be converted for nothing.
+            if event.info.name in _RESULT_EVENTS or event.info.level == "error":
+                self._events.put(msg_to_dict(event))
 
         try:
             self._result = dbtRunner(callbacks=[forward]).invoke(self.args)
