@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA
+from ingestion.warehouse import QUALITY_SCHEMA, RAW_SCHEMA, STAGING_TEST_SCOPE
 
 STAGING_PATH = "models/staging"
 STAGING_SELECTOR = f"path:{STAGING_PATH}"
@@ -42,7 +42,7 @@ STAGING_SELECTOR = f"path:{STAGING_PATH}"
 SKIP_STAGING_ARGS = ["--exclude", STAGING_SELECTOR, "--indirect-selection", "cautious"]
 # What the delta mode tells dbt: per staging test it narrows, the new batches and, for a
 # unique test, the key columns. Read by macros/tests/get_where_subquery.sql.
-TEST_SCOPE_TABLE = f"{QUALITY_SCHEMA}.staging_test_scope"
+TEST_SCOPE_TABLE = STAGING_TEST_SCOPE
 _SCOPE = "staging"
 _NOT_DATA_VARS = ("warehouse_path", "memory_limit")
 # What the staging layer is made of besides its own folder: shared macros (generic tests
@@ -180,12 +180,9 @@ def write_test_scope(
     manifest: dict[str, Any],
 ) -> dict[str, list[str] | None]:
     """Tell dbt which staging tests to narrow in this run (none unless ``state.delta``),
-    replacing any scope an earlier run left behind; returns what it wrote."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
-    con.execute(
-        f"CREATE OR REPLACE TABLE {TEST_SCOPE_TABLE} ("
-        "run_id VARCHAR, test_id VARCHAR, key_columns VARCHAR, batch_ids VARCHAR)"
-    )
+    replacing any scope an earlier run left behind; returns what it wrote. The table is
+    created with quality.run_context (``write_run_context``)."""
+    clear_test_scope(con)
     if state is None or not state.delta:
         return {}
     views_with_batch = {
@@ -208,8 +205,12 @@ def write_test_scope(
 
 
 def clear_test_scope(con: duckdb.DuckDBPyConnection) -> None:
-    """After the build: a dbt run by hand later tests in full."""
-    con.execute(f"DROP TABLE IF EXISTS {TEST_SCOPE_TABLE}")
+    """Empty the scope: after the build, so that a dbt run by hand tests in full."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {TEST_SCOPE_TABLE} ("
+        "run_id VARCHAR, test_id VARCHAR, key_columns VARCHAR, batch_ids VARCHAR)"
+    )
+    con.execute(f"DELETE FROM {TEST_SCOPE_TABLE}")
 
 
 def _create_state_tables(con: duckdb.DuckDBPyConnection) -> None:

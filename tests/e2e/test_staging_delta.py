@@ -213,9 +213,7 @@ def test_the_pipeline_tests_a_clean_batch_in_delta_mode_and_records_it(verified,
         warehouse, f"select run_id from quality.dbt_state_log where batch_id = '{NEW}'"
     ) == [(second_run,)]
     # The scope lives only while dbt runs: a dbt run by hand tests in full.
-    assert not query(
-        warehouse, "select 1 from information_schema.tables where table_name = 'staging_test_scope'"
-    )
+    assert query(warehouse, "select count(*) from quality.staging_test_scope") == [(0,)]
     # An orphan activity in the next batch: loaded (the gate only warns), its
     # relationships test warns in delta mode, and the state stays at the clean run.
     (landing / "2026-03-17T0000").mkdir()

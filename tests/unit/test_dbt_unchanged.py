@@ -256,6 +256,4 @@ def test_the_scope_is_written_only_in_delta_mode_and_cleared_after(con, project)
     ).fetchall()
     assert rows == [("run-2", '["activity_id"]', '["b2", "it\'s"]')]
     clear_test_scope(con)
-    assert not con.execute(
-        "SELECT * FROM information_schema.tables WHERE table_name = 'staging_test_scope'"
-    ).fetchall()
+    assert con.execute(f"SELECT count(*) FROM {TEST_SCOPE_TABLE}").fetchone() == (0,)
