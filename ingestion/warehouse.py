@@ -168,14 +168,23 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_quality_tables(con)
 
 
+STAGING_TEST_SCOPE = f"{QUALITY_SCHEMA}.staging_test_scope"
+
+
 def write_run_context(con: duckdb.DuckDBPyConnection, as_of: str, run_id: str) -> None:
     """The one-row table the dbt models read the run's as_of from (macro as_of()): not a
-    dbt var, so that dbt's partial parsing survives a new as_of on every run."""
+    dbt var, so that dbt's partial parsing survives a new as_of on every run. Beside it,
+    the staging tests' scope (orchestration.lib.unchanged.write_test_scope), empty unless
+    the pipeline fills it: the project reads both, so both exist wherever dbt runs."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
     con.execute(
         f"CREATE OR REPLACE TABLE {QUALITY_SCHEMA}.run_context AS "
         f"SELECT CAST(? AS TIMESTAMP) AS as_of, CAST(? AS VARCHAR) AS run_id",
         [as_of, run_id],
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {STAGING_TEST_SCOPE} ("
+        "run_id VARCHAR, test_id VARCHAR, key_columns VARCHAR, batch_ids VARCHAR)"
     )
 
 

@@ -1,9 +1,11 @@
 """When a run may leave the staging views and their tests out (orchestration.lib.
 unchanged): only while the raw data, the stage map, the project's code and the
-settings that reach the SQL are those of the build that last passed them."""
+settings that reach the SQL are those of the build that last passed them; and when it
+may test only the batches published since (delta mode): only while the rest is."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,9 +15,15 @@ import pytest
 from ingestion.warehouse import create_raw_tables
 from orchestration.defs.transform.project import DBT_PROJECT_DIR
 from orchestration.lib.unchanged import (
+    TEST_SCOPE_TABLE,
+    StagingState,
+    clear_test_scope,
+    delta_tests,
     record_staging_passed,
+    staging_nodes,
     staging_passed,
     staging_state,
+    write_test_scope,
 )
 
 VARS = {"reporting_currency": "USD", "warehouse_path": "/a/w.duckdb", "memory_limit": "2GB"}
@@ -52,20 +60,68 @@ def test_unchanged_only_after_a_build_passed_staging(con, project):
     assert state.unchanged and state.verified_by == "run-1"
 
 
+def log(con, run_id, batch_id, entity, loaded_rows=1, status="published", file=None):
+    con.execute(
+        "INSERT INTO quality.ingestion_log (run_id, batch_id, entity, source_file, status, "
+        "loaded_rows, ingested_at) VALUES (?, ?, ?, ?, ?, ?, now())",
+        [run_id, batch_id, entity, file or f"{batch_id}/{entity}.csv", status, loaded_rows],
+    )
+
+
 def test_a_published_file_changes_it(con, project):
     passed(con, project)
-    con.execute(
-        "INSERT INTO quality.ingestion_log (run_id, batch_id, entity, status, loaded_rows, "
-        "ingested_at) VALUES ('run-2', 'b2', 'accounts', 'published', 1, now())"
-    )
+    log(con, "run-2", "b2", "accounts")
     assert not staging_state(con, project, VARS).unchanged
     passed(con, project, run_id="run-2")
     # A rejected file wrote nothing to raw.
-    con.execute(
-        "INSERT INTO quality.ingestion_log (run_id, batch_id, entity, status, loaded_rows, "
-        "ingested_at) VALUES ('run-3', 'b3', 'accounts', 'rejected', 0, now())"
-    )
+    log(con, "run-3", "b3", "accounts", 0, status="rejected")
+    assert staging_state(con, project, VARS).unchanged
     assert staging_state(con, project, VARS).verified_by == "run-2"
+
+
+def test_only_new_batches_since_the_verified_build_give_the_delta_mode(con, project):
+    log(con, "run-1", "b1", "accounts", 5)
+    log(con, "run-1", "b1", "activities", 7)
+    passed(con, project)
+    # Two runs publish three files of two new batches (a rejected file counts for nothing).
+    log(con, "run-2", "b2", "accounts", 2)
+    log(con, "run-2", "b2", "activities", 3)
+    log(con, "run-3", "b3", "activities", 4)
+    log(con, "run-3", "b4", "activities", 9, status="rejected")
+    state = staging_state(con, project, VARS)
+    assert state.delta and not state.unchanged
+    assert (state.verified_by, state.new_batches, state.new_rows) == ("run-1", ("b2", "b3"), 9)
+    # Once a build passes on them, they are the verified point.
+    passed(con, project, run_id="run-3")
+    assert staging_state(con, project, VARS) == StagingState(state.fingerprint, "run-3")
+
+
+def test_a_change_to_a_verified_batch_forces_the_full_tests(con, project):
+    log(con, "run-1", "b1", "accounts", 5)
+    passed(con, project)
+    # A later run publishes a new file into the verified batch b1: its old rows may have
+    # been replaced without a new batch_id.
+    log(con, "run-2", "b1", "contacts", 2)
+    log(con, "run-2", "b2", "accounts", 1)
+    assert staging_state(con, project, VARS).verified_by is None
+    # An entry the verified build read is gone or different.
+    con.execute("DELETE FROM quality.ingestion_log WHERE run_id = 'run-2'")
+    assert staging_state(con, project, VARS).unchanged
+    con.execute("UPDATE quality.ingestion_log SET loaded_rows = 6 WHERE batch_id = 'b1'")
+    assert staging_state(con, project, VARS).verified_by is None
+
+
+def test_new_batches_with_edited_code_or_a_dropped_view_force_the_full_tests(con, project):
+    passed(con, project)
+    log(con, "run-2", "b2", "accounts")
+    assert staging_state(con, project, VARS).delta
+    macro = project / "macros" / "normalize_label.sql"
+    macro.write_text(macro.read_text() + "\n")
+    assert staging_state(con, project, VARS).verified_by is None
+    passed(con, project, run_id="run-2")
+    log(con, "run-3", "b3", "accounts")
+    con.execute("DROP VIEW staging.stg_crm__users")
+    assert staging_state(con, project, VARS).verified_by is None
 
 
 def test_another_stage_map_changes_it(con, project):
@@ -138,3 +194,66 @@ def test_staging_passed_needs_every_view_and_every_test_of_staging_alone():
     assert not staging_passed(MANIFEST, results(test_rel_a_b="fail"))
     assert not staging_passed(MANIFEST, results(test_unique_a=None))  # left out
     assert not staging_passed(MANIFEST, results(model_stg_b="error"))
+
+
+def project_manifest() -> dict:
+    return json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+
+
+def short(uid: str) -> str:
+    return uid.split(".")[2]
+
+
+def test_the_delta_mode_narrows_the_row_wise_and_unique_tests_of_views_with_a_batch():
+    manifest = project_manifest()
+    with_batch = {f"stg_crm__{v}" for v in (
+        "accounts", "activities", "contacts", "fx_rates", "leads", "opportunities",
+        "quotas", "stage_changes", "users")}  # fmt: skip
+    narrowed = {short(uid): keys for uid, keys in delta_tests(manifest, with_batch).items()}
+    # 32 staging tests: the 6 of the stage map (no batch_id) stay whole.
+    assert len(narrowed) == 26
+    _, tests = staging_nodes(manifest)
+    assert {short(uid) for uid in tests} - set(narrowed) == {
+        "unique_stg_crm__stage_map_source_label",
+        "not_null_stg_crm__stage_map_source_label",
+        "not_null_stg_crm__stage_map_stage",
+        "not_null_stg_crm__stage_map_stage_order",
+        "not_null_stg_crm__stage_map_stage_category",
+        "accepted_values_stg_crm__stage_map_stage_category__open__won__lost__post_sale",
+    }
+    assert narrowed["unique_stg_crm__activities_activity_id"] == ["activity_id"]
+    assert narrowed["unique_combination_stg_crm__fx_rates_currency__rate_date"] == [
+        "currency", "rate_date"]  # fmt: skip
+    assert narrowed["not_null_stg_crm__leads_lead_id"] is None
+    # The child side of a relationships test is the view it is declared on.
+    assert narrowed[
+        "relationships_stg_crm__activities_opportunity_id__opportunity_id__ref_stg_crm__opportunities_"
+    ] is None  # fmt: skip
+    # A view without batch_id keeps its tests whole.
+    assert not any("fx_rates" in n for n in map(short, delta_tests(manifest, with_batch - {
+        "stg_crm__fx_rates"})))  # fmt: skip
+
+
+def test_the_scope_is_written_only_in_delta_mode_and_cleared_after(con, project):
+    manifest = project_manifest()
+    for view in ("stg_crm__activities", "stg_crm__stage_map"):
+        con.execute(f"CREATE OR REPLACE VIEW staging.{view} AS SELECT 1 AS x")
+    con.execute("CREATE OR REPLACE VIEW staging.stg_crm__activities AS SELECT 'b' AS batch_id")
+    delta = StagingState("f", "run-1", ("b2", "it's"), 3)
+    assert write_test_scope(con, "run-2", StagingState("f", None), manifest) == {}
+    assert con.execute(f"SELECT count(*) FROM {TEST_SCOPE_TABLE}").fetchone() == (0,)
+    narrowed = write_test_scope(con, "run-2", delta, manifest)
+    # Only the views with a batch_id column: here, activities' 5 tests.
+    assert sorted(map(short, narrowed)) == [
+        "not_null_stg_crm__activities_activity_id",
+        "not_null_stg_crm__activities_occurred_at",
+        "relationships_stg_crm__activities_opportunity_id__opportunity_id__ref_stg_crm__opportunities_",
+        "unique_stg_crm__activities_activity_id",
+    ]  # fmt: skip
+    rows = con.execute(
+        f"SELECT run_id, key_columns, batch_ids FROM {TEST_SCOPE_TABLE} "
+        "WHERE test_id LIKE 'test.crm_pipeline.unique_stg_crm__activities%'"
+    ).fetchall()
+    assert rows == [("run-2", '["activity_id"]', '["b2", "it\'s"]')]
+    clear_test_scope(con)
+    assert con.execute(f"SELECT count(*) FROM {TEST_SCOPE_TABLE}").fetchone() == (0,)

@@ -16,11 +16,14 @@ from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
 from orchestration.lib.progress import NOT_RERUN
 from orchestration.lib.unchanged import (
     SKIP_STAGING_ARGS,
+    TEST_SCOPE_TABLE,
     StagingState,
+    clear_test_scope,
     record_staging_passed,
     staging_nodes,
     staging_passed,
     staging_state,
+    write_test_scope,
 )
 
 
@@ -72,18 +75,33 @@ def dbt_models(
         # On Spark the as_of goes as a var (quality.run_context is DuckDB's).
         args += ["--target", "spark", "--vars", json.dumps({**dbt_vars(cfg), "as_of": as_of})]
     else:
+        manifest = json.loads(dbt_project.manifest_path.read_text())
         with connect(cfg.warehouse) as con:
             write_run_context(con, as_of, context.run.run_id)
             staging = staging_state(con, DBT_PROJECT_DIR, dbt_vars(cfg))
+            # A Dagster subset tests in full: it may leave out views or tests the state
+            # would need, and it records nothing anyway.
+            narrowed = write_test_scope(
+                con, context.run.run_id, None if context.is_subset else staging, manifest
+            )
         args += ["--vars", json.dumps(dbt_vars(cfg))]
-        manifest = json.loads(dbt_project.manifest_path.read_text())
+        views, tests = staging_nodes(manifest)
         if staging.unchanged:
             args += SKIP_STAGING_ARGS
-            views, tests = staging_nodes(manifest)
             context.log.info(
                 f"{NOT_RERUN} {len(views)} staging views and their {len(tests)} tests: "
                 "no batch published, and the stage map and the dbt project are unchanged "
                 f"since run {staging.verified_by[:8]} passed them."
+            )
+        elif narrowed:
+            rows, batches = staging.new_rows, len(staging.new_batches)
+            context.log.info(
+                f"{NOT_RERUN} {len(narrowed)} of the {len(tests)} staging tests over the rows "
+                f"run {staging.verified_by[:8]} passed: they test the {rows:,} "
+                f"row{'' if rows == 1 else 's'} of the {batches} "
+                f"batch{'' if batches == 1 else 'es'} published since "
+                f"({_batch_list(staging.new_batches)}), unique tests also every row sharing "
+                "a key with those."
             )
         # DuckDB enforces the marts' NOT NULL constraints as it writes them: a not_null
         # test on such a column cannot fail there (orchestration/lib/contracts.py).
@@ -109,6 +127,14 @@ def dbt_models(
         # An exception while streaming (Dagster refusing an event, an interrupt) must not
         # leave dbt building with the warehouse open: it would hold it against a retry.
         invocation.stop()
+        if cfg.engine == "duckdb":
+            try:
+                with connect(cfg.warehouse) as con:
+                    clear_test_scope(con)
+            except Exception as exc:  # must not hide why the step failed
+                # Left behind, the scope only matches this run's context: the next run
+                # replaces it, and a dbt run by hand before then would narrow its tests.
+                context.log.warning(f"Could not clear {TEST_SCOPE_TABLE}: {exc}")
     if cfg.engine == "spark":
         from ingestion.spark.mirror import mirror_marts
 
@@ -146,6 +172,11 @@ def dbt_models(
             allow_retries=False,
         )
     raise invocation.get_error() or dg.Failure("dbt build failed; see the run's dbt log.")
+
+
+def _batch_list(batches: tuple[str, ...], shown: int = 3) -> str:
+    more = len(batches) - shown
+    return ", ".join(batches[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def is_transient_dbt_error(message: str | None) -> bool:

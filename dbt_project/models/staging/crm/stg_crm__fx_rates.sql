@@ -6,7 +6,8 @@ renamed as (
     select
         upper(trim(currency)) as currency,
         rate_date,
-        rate_to_reporting
+        rate_to_reporting,
+        _batch_id as batch_id
     from source
 )
 

@@ -7,7 +7,8 @@ renamed as (
         owner_id,
         month as quota_month,
         amount as quota_amount,
-        upper(trim(currency)) as currency
+        upper(trim(currency)) as currency,
+        _batch_id as batch_id
     from source
 )
 
