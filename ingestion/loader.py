@@ -91,6 +91,9 @@ _FALSE = ("false", "0", "no", "f", "n")
 # 0.5 GB with GX's work: with DuckDB's memory_limit that is the run's memory budget
 # (bench/RESULTS.md, "Scaling").
 VALIDATION_PART_ROWS = 500_000
+# Rows per Arrow batch of the stream of frame parts (``_frame_parts``); a part is cut
+# from as many as it spans.
+STREAM_BATCH_ROWS = 131_072
 # What each gate worker past the first takes out of DuckDB's memory_limit while the
 # workers run (ingestion.hygiene.pool): a worker holds a part and GX's working copies
 # (about 0.65 GiB at 500,000 activities, measured), while the run's own process no longer
@@ -1074,7 +1077,7 @@ def _frame_parts(
     parts = max(1, -(-rows // VALIDATION_PART_ROWS))
     part = f"hash({', '.join(entity.key)}) % {parts}" if parts > 1 else "0"
     reader = con.sql(f"SELECT *, {part} AS _part FROM ({sql}) ORDER BY _part, {order}")
-    reader = reader.to_arrow_reader()
+    reader = reader.to_arrow_reader(STREAM_BATCH_ROWS)
     try:
         schema = reader.schema.remove(reader.schema.get_field_index("_part"))
         pending: list[Any] = []  # the current part's slices of the stream's batches
