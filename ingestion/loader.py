@@ -45,6 +45,8 @@ would be spread over modules. The landing reader and the gate it calls live else
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 from collections.abc import Collection, Iterator, Mapping
@@ -89,6 +91,9 @@ _FALSE = ("false", "0", "no", "f", "n")
 # 0.5 GB with GX's work: with DuckDB's memory_limit that is the run's memory budget
 # (bench/RESULTS.md, "Scaling").
 VALIDATION_PART_ROWS = 500_000
+# Rows per Arrow batch of the stream of frame parts (``_frame_parts``); a part is cut
+# from as many as it spans.
+STREAM_BATCH_ROWS = 131_072
 # What each gate worker past the first takes out of DuckDB's memory_limit while the
 # workers run (ingestion.hygiene.pool): a worker holds a part and GX's working copies
 # (about 0.65 GiB at 500,000 activities, measured), while the run's own process no longer
@@ -260,7 +265,8 @@ def ingest(
     limit = size_bytes(memory_limit) if memory_limit else None
     if limit and pool.parallel:
         share = max(limit - WORKER_MEMORY_BYTES * (gate_workers - 1), 2**30)
-        pool.on_start = lambda: con.execute(f"SET memory_limit = '{share // 2**20}MiB'")
+        # On a cursor: the loader's own connection is then streaming the parts.
+        pool.on_start = lambda: con.cursor().execute(f"SET memory_limit = '{share // 2**20}MiB'")
     try:
         return _ingest(
             con, landing, stage_map=stage_map, source=source, source_timezone=source_timezone,
@@ -469,12 +475,12 @@ def _ingest_together(
     names = [name for name in PROCESSING_ORDER if name in by_entity]
     everything = [s for staged in staged_batches for s in staged]
     temporaries = ["_contact_versions"]
-    parts: dict[str, int] = {}
+    frames: dict[str, tuple[str, int]] = {}
     try:
         for name in names:
             entity = ENTITIES[name]
-            group, frame = f"_group_{name}", f"_group_frame_{name}"
-            temporaries += [group, frame]
+            group = f"_group_{name}"
+            temporaries.append(group)
             candidates = _group_candidates_sql(entity, by_entity[name])
             con.execute(f"CREATE TEMP TABLE {group} AS {candidates}")
             counts = dict(
@@ -484,10 +490,8 @@ def _ingest_together(
                 kept = counts.get(s.result.file.relative, 0)
                 s.result.duplicate_rows = s.result.input_rows - kept
                 con.execute(f"DROP TABLE {s.table}")
-            parts[name] = _frame_table(
-                con, entity, _group_frame_sql(con, entity, group), sum(counts.values()), frame
-            )
-        outcomes = _validate_group(con, names, parts, by_entity, ctx)
+            frames[name] = (_group_frame_sql(con, entity, group), sum(counts.values()))
+        outcomes = _validate_group(con, names, frames, by_entity, ctx)
         stops = {
             order
             for name in names
@@ -678,44 +682,50 @@ def _group_frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, group: str)
 def _validate_group(
     con: duckdb.DuckDBPyConnection,
     names: list[str],
-    parts: dict[str, int],
+    frames: dict[str, tuple[str, int]],
     by_entity: dict[str, list[tuple[int, _Staged]]],
     ctx: _RunContext,
 ) -> dict[str, tuple[Any, ...]]:
-    """Each file's outcomes, as if validated alone, from the frame tables of a group
-    (``_group_frame_<entity>``, each in ``parts[entity]`` parts, ``_frame_table``). On
-    several processes every entity's parts go to the pool in one stream: the frames of a
-    group are all built before validation, so no entity waits for another's."""
+    """Each file's outcomes, as if validated alone, from the frame queries of a group
+    (``frames``: entity → query and its number of rows, ``_frame_parts``). Every
+    entity's parts go to the pool in one stream, so that on several processes no entity
+    waits for another's."""
     order = "_source_file, _source_row"
     sent: list[str] = []
 
     def jobs() -> Iterator[tuple[str, Any]]:
         for name in names:
-            for part in range(parts[name]):
-                table = _frame_part_arrow(con, f"_group_frame_{name}", part, order)
-                if table.num_rows:
+            sql, rows = frames[name]
+            for job in _frame_parts(con, ENTITIES[name], sql, rows, order):
+                if job[1].num_rows:
                     sent.append(name)
-                    yield name, table
+                    yield job
 
     found: dict[str, list[Any]] = {name: [] for name in names}
-    results = ctx.pool.validate(jobs(), labels=ctx.labels, severities=ctx.severities, by_file=True)
+    with contextlib.closing(jobs()) as parts:
+        results = ctx.pool.validate(
+            parts, labels=ctx.labels, severities=ctx.severities, by_file=True
+        )
     for name, result in zip(sent, results, strict=True):
         found[name].append(result)
     outcomes: dict[str, tuple[Any, ...]] = {}
     for name in names:
-        outcomes.update(_file_outcomes(con, name, found[name], by_entity[name], ctx))
+        sql = frames[name][0]
+        outcomes.update(_file_outcomes(con, name, sql, found[name], by_entity[name], ctx))
     return outcomes
 
 
 def _file_outcomes(
     con: duckdb.DuckDBPyConnection,
     name: str,
+    frame_sql: str,
     found: list[dict[str, tuple[Any, ...]]],
     files: list[tuple[int, _Staged]],
     ctx: _RunContext,
 ) -> dict[str, tuple[Any, ...]]:
     """Each file's outcomes merged over the parts that held its rows (``found``: one
-    by-file result per part)."""
+    by-file result per part); ``frame_sql``: the entity's frame query."""
+    from ingestion.hygiene.frame import arrow_backed
     from ingestion.hygiene.gx import validate_batch
     from ingestion.hygiene.outcomes import merge_outcomes
 
@@ -726,12 +736,11 @@ def _file_outcomes(
     outcomes = {file: merge_outcomes(parts_of_file) for file, parts_of_file in per_file.items()}
     # A file whose rows were all duplicates is judged on no rows, as alone.
     empty = None
-    order = "_source_file, _source_row"
-    frame_table = f"_group_frame_{name}"
     for _order, s in files:
         if s.result.file.relative not in outcomes:
             if empty is None:
-                none = _frame_part(con, f"(SELECT * FROM {frame_table} LIMIT 0)", 0, order)
+                none = con.sql(f"SELECT * FROM ({frame_sql}) LIMIT 0").to_arrow_table()
+                none = arrow_backed(none)
                 empty = validate_batch(name, none, labels=ctx.labels, severities=ctx.severities)
             outcomes[s.result.file.relative] = empty
     return outcomes
@@ -807,19 +816,13 @@ def _validate_and_publish(
 def _validate(
     con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged, ctx: _RunContext
 ) -> tuple[Any, ...]:
-    """Every candidate row through the entity's suite, in parts (``_frame_table``)."""
+    """Every candidate row through the entity's suite, in parts (``_frame_parts``)."""
     from ingestion.hygiene.outcomes import merge_outcomes
 
     ((rows,),) = con.execute(f"SELECT count(*) FROM {s.candidates}").fetchall()
-    try:
-        parts = _frame_table(con, entity, _frame_sql(con, entity, s), rows, "_frame_parts")
-        results = ctx.pool.validate(
-            ((entity.name, _frame_part_arrow(con, "_frame_parts", i)) for i in range(parts)),
-            labels=ctx.labels,
-            severities=ctx.severities,
-        )
-    finally:
-        con.execute("DROP TABLE IF EXISTS _frame_parts")
+    sql = _frame_sql(con, entity, s)
+    with contextlib.closing(_frame_parts(con, entity, sql, rows)) as parts:
+        results = ctx.pool.validate(parts, labels=ctx.labels, severities=ctx.severities)
     return merge_outcomes(results)
 
 
@@ -1047,38 +1050,55 @@ def _with_candidates(
     return _Staged(s.result, s.table, s.header, candidates)
 
 
-def _frame_part(
-    con: duckdb.DuckDBPyConnection, table: str, part: int, order: str = "_source_row"
-) -> Any:
-    """The rows of one part of a frame table (``_frame_table``) as pandas, in ``order``
-    (file and row: a message's examples are then the same on every run)."""
-    from ingestion.hygiene.frame import arrow_backed
-
-    # Through Arrow: text stays in Arrow buffers instead of a Python object per value.
-    return arrow_backed(_frame_part_arrow(con, table, part, order))
-
-
-def _frame_part_arrow(
-    con: duckdb.DuckDBPyConnection, table: str, part: int, order: str = "_source_row"
-) -> Any:
-    return con.sql(
-        f"SELECT * EXCLUDE (_part) FROM {table} WHERE _part = {part} ORDER BY {order}"
-    ).to_arrow_table()
-
-
-def _frame_table(
-    con: duckdb.DuckDBPyConnection, entity: Entity, sql: str, rows: int, table: str
-) -> int:
-    """Materialize a frame query of ``rows`` rows as ``table`` with its part (``_part``):
+def _frame_parts(
+    con: duckdb.DuckDBPyConnection,
+    entity: Entity,
+    sql: str,
+    rows: int,
+    order: str = "_source_row",
+) -> Iterator[tuple[str, Any]]:
+    """The rows of a frame query (``rows`` of them) as (entity name, Arrow table) parts:
     a large batch is validated in parts of at most ``VALIDATION_PART_ROWS`` rows, split
     by a hash of the key (each part holds every row of its keys), so that memory stays
     bounded whatever the batch's size (a first load's 10M activities would otherwise be
-    one frame of several GB). The flags (reference joins) and hashes are computed once,
-    not once per part. Returns the number of parts."""
+    one frame of several GB). Each part's rows come in ``order`` (file and row: a
+    message's examples are then the same on every run).
+
+    One query streams every part, sorted by part: the flags (reference joins) and hashes
+    are computed once, and no part is searched for among the others' rows. (Writing the
+    frame to a table and reading each part back with a filter and a sort of its own cost
+    about twice the CPU: bench/RESULTS.md.) A part without rows is left out; a frame
+    without rows is one empty part. The stream holds the connection until it is read
+    out or this generator is closed: close it (``contextlib.closing``) before the
+    connection runs anything else, also when validation fails."""
+    import numpy as np
+    import pyarrow as pa
+
     parts = max(1, -(-rows // VALIDATION_PART_ROWS))
     part = f"hash({', '.join(entity.key)}) % {parts}" if parts > 1 else "0"
-    con.execute(f"CREATE TEMP TABLE {table} AS SELECT *, {part} AS _part FROM ({sql})")
-    return parts
+    reader = con.sql(f"SELECT *, {part} AS _part FROM ({sql}) ORDER BY _part, {order}")
+    reader = reader.to_arrow_reader(STREAM_BATCH_ROWS)
+    try:
+        schema = reader.schema.remove(reader.schema.get_field_index("_part"))
+        pending: list[Any] = []  # the current part's slices of the stream's batches
+        current, sent = None, False
+        for batch in reader:
+            if not batch.num_rows:
+                continue
+            keys = batch.column("_part").to_numpy()
+            data = batch.select(schema.names)
+            cuts = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist(), len(keys)]
+            for start, end in itertools.pairwise(cuts):
+                if keys[start] != current and pending:
+                    sent = True
+                    yield entity.name, pa.Table.from_batches(pending, schema=schema)
+                    pending = []
+                current = keys[start]
+                pending.append(data.slice(start, end - start))
+        if pending or not sent:
+            yield entity.name, pa.Table.from_batches(pending, schema=schema)
+    finally:
+        reader.close()
 
 
 def _frame_sql(con: duckdb.DuckDBPyConnection, entity: Entity, s: _Staged) -> str:

@@ -93,10 +93,10 @@ class ValidationPool:
         jobs = iter(jobs)
         first = list(itertools.islice(jobs, 2))
         if not self.parallel or len(first) < 2:
-            return [
-                validate_batch(entity, frame, **options)
-                for entity, frame in _read_ahead(itertools.chain(first, jobs))
-            ]
+            # Closed before returning, also on an error: the read ahead is then finished,
+            # and the caller may close ``jobs`` (the loader's stream of parts).
+            with contextlib.closing(_read_ahead(itertools.chain(first, jobs))) as frames:
+                return [validate_batch(entity, frame, **options) for entity, frame in frames]
         jobs = itertools.chain(first, jobs)
         self._start()
         results: list[Future[Any]] = []
