@@ -328,9 +328,17 @@ def _ingest(
             to_load.setdefault(f.batch_id, []).append((f, sha, stat))
 
     if to_load:
-        from ingestion.hygiene.gx import warm_up_in_background
+        load_bytes = sum(st.st_size for batch in to_load.values() for _f, _sha, st in batch)
+        # A spare worker started with the run has imported GX meanwhile: a small load is
+        # validated there. Otherwise GX's import starts now, while DuckDB reads the files.
+        if not pool.adopt_spare(load_bytes):
+            from ingestion.hygiene.gx import warm_up_in_background
 
-        warm_up_in_background()
+            warm_up_in_background()
+    else:
+        from ingestion.hygiene.pool import discard_spare_worker
+
+        discard_spare_worker()
     stage_map = stage_map or StageMap()
     labels = set(stage_map.label_map())
     context = _RunContext(

@@ -165,6 +165,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     print(f"Running the pipeline as of {format_as_of(as_of)} UTC ({origin})", file=err)
     print(f"Full log (dbt output included): {log_path}", file=err)
+    if cfg.engine == "duckdb":
+        from ingestion.hygiene.pool import start_spare_worker
+
+        # GX's import, in a process of its own, while this one imports Dagster and starts
+        # the run: a small load is then validated without waiting for it.
+        start_spare_worker()
     # dagster-dbt echoes every dbt log line to stdout; the terminal gets the progress
     # lines and the summary, the log file gets everything.
     with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):

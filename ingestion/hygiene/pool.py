@@ -17,10 +17,20 @@ Dagster run worker would import Dagster twice more), and forking would copy the 
 process mid-state (DuckDB's and Dagster's threads). Workers start on first use and stop
 when the pool is closed (the end of ``ingest``), so no validation memory is held during
 dbt.
+
+The spare worker: a caller that knows a run is about to start (``crm-pipeline run``)
+starts one worker at once (``start_spare_worker``), before the run imports Dagster. GX's
+import (about 2.5 s of Python on one core) then happens in that process, on the core the
+run's start leaves idle, instead of in the run's process, where a small load (a daily
+batch) waited for it: a daily run's gate took about 2 s less (bench/RESULTS.md). The
+loader adopts it for a load of at most ``SPARE_MAX_BYTES`` of files
+(``ValidationPool.adopt_spare``); a larger load, or a run with nothing to load, stops it
+unused and validates as before.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
@@ -43,6 +53,10 @@ if TYPE_CHECKING:
 
 # More workers than cores only adds memory: each holds a part and GX's working copies.
 MAX_WORKERS = 4
+# The largest load (bytes of landing files) validated on the spare worker: a few parts at
+# most, so the worker's part beside the one the loader reads next stays far below the
+# memory a first load of the largest sizes needs; larger loads keep their measured path.
+SPARE_MAX_BYTES = 256 * 2**20
 
 
 def default_workers() -> int:
@@ -75,6 +89,20 @@ class ValidationPool:
     def parallel(self) -> bool:
         return self.workers > 1
 
+    def adopt_spare(self, load_bytes: int) -> bool:
+        """Validate on the spare worker, if one was started, when the load (``load_bytes``
+        of files) is small enough; otherwise stop the spare. True when adopted: GX is then
+        never imported in this process."""
+        global _spare
+        spare, _spare = _spare, None
+        if spare is None:
+            return False
+        if load_bytes > SPARE_MAX_BYTES or self._workers:
+            spare.discard()
+            return False
+        self._jobs, self._workers = spare.jobs, [spare.worker]
+        return True
+
     def validate(
         self,
         jobs: Iterable[tuple[str, Any]],
@@ -92,7 +120,7 @@ class ValidationPool:
         options = {"labels": set(labels), "severities": dict(severities or {}), "by_file": by_file}
         jobs = iter(jobs)
         first = list(itertools.islice(jobs, 2))
-        if not self.parallel or len(first) < 2:
+        if not self._workers and (not self.parallel or len(first) < 2):
             # Closed before returning, also on an error: the read ahead is then finished,
             # and the caller may close ``jobs`` (the loader's stream of parts).
             with contextlib.closing(_read_ahead(itertools.chain(first, jobs))) as frames:
@@ -107,7 +135,7 @@ class ValidationPool:
             del table
             results.append(future)
             in_flight.append(future)
-            while len(in_flight) > self.workers:
+            while len(in_flight) > len(self._workers):
                 # Surfaces a worker's error early instead of after reading every part.
                 in_flight.popleft().result()
         return [f.result() for f in results]
@@ -200,22 +228,57 @@ class _Worker:
             code = None
         return HygieneError(
             f"a hygiene gate worker process stopped (exit code {code}, {type(exc).__name__}) "
-            f"while validating a part of a large batch; nothing was published. Its own error, "
-            f"if it printed one, is in the log above. If the machine ran out of memory, set "
-            f"quality.gate_workers: 1 to validate in the run's own process."
+            f"while validating the batch's rows; nothing was published. Its own error, if it "
+            f"printed one, is in the log above. If the machine ran out of memory, free some "
+            f"and run again; with quality.gate_workers: 1, a large batch is validated in the "
+            f"run's own process."
         )
 
     def stop(self) -> None:
+        """After the job queue's end marker: wait for the reply to the job the worker has
+        (if any), then end it. Nothing is lost by ending it: every reply it owes is in,
+        and letting it exit on its own would mean waiting for its interpreter's shutdown
+        (most of a second with GX and pandas loaded) or, for a spare that got no job, for
+        the end of its GX import."""
         self._thread.join()
         for stream in (self._send, self._receive):
-            # The worker reads end-of-file and exits; a dead one leaves a broken pipe.
             with contextlib.suppress(OSError):
                 stream.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
             self.process.kill()
-            self.process.wait()
+        self.process.wait()
+
+
+class _Spare:
+    """A worker started before any pool, with the job queue its feeding thread reads."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Future[Any], bytes] | None] = queue.SimpleQueue()
+        self.worker = _Worker(self.jobs)
+
+    def discard(self) -> None:
+        self.jobs.put(None)
+        self.worker.stop()
+
+
+_spare: _Spare | None = None
+
+
+def start_spare_worker() -> None:
+    """Start the spare worker (see the module's docstring); the next ``ingest`` adopts
+    it or stops it, and it is stopped when the process exits if nothing did."""
+    global _spare
+    if _spare is None:
+        _spare = _Spare()
+        atexit.register(discard_spare_worker)
+
+
+def discard_spare_worker() -> None:
+    """Stop the spare worker if no pool adopted it."""
+    global _spare
+    spare, _spare = _spare, None
+    if spare is not None:
+        spare.discard()
 
 
 def _read_ahead(jobs: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:

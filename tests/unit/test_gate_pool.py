@@ -24,7 +24,9 @@ def test_a_workers_error_is_raised_here_as_it_was_raised_there():
         with pytest.raises(HygieneError, match="the leads frame has no _source_row"):
             pool.validate([("leads", NO_LINEAGE)] * 2, labels={"x"}, severities=None)
         processes = [w.process for w in pool._workers]
-    assert [p.returncode for p in processes] == [0, 0]
+        assert [p.poll() for p in processes] == [None, None]
+    # Closing ends them (every reply they owed was in) and reaps them.
+    assert all(p.returncode is not None for p in processes)
 
 
 def test_a_worker_that_dies_is_a_clear_error_not_a_hang():
@@ -64,3 +66,64 @@ def test_the_default_leaves_one_core_to_the_loader(monkeypatch, cores, workers):
     monkeypatch.delattr(os, "sched_getaffinity")
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert default_workers() == workers
+
+
+def _spare_process():
+    from ingestion.hygiene import pool as pool_module
+
+    assert pool_module._spare is not None, "no spare worker was started"
+    return pool_module._spare.worker.process
+
+
+def test_a_small_load_is_validated_on_the_spare_worker(monkeypatch):
+    from ingestion.hygiene import pool as pool_module
+
+    pool_module.start_spare_worker()
+    process = _spare_process()
+
+    def not_here(*_args, **_kwargs):
+        raise AssertionError("validated in the test's own process, not on the spare")
+
+    monkeypatch.setattr(pool_module, "validate_batch", not_here)
+    with ValidationPool(1) as pool:
+        assert pool.adopt_spare(1_000)
+        assert pool_module._spare is None  # taken: the next ingest starts none
+        # One part: without the spare it would be validated here (test_one_worker_...).
+        with pytest.raises(HygieneError, match="the opportunities frame has no _source_row"):
+            pool.validate([("opportunities", NO_LINEAGE)], labels={"x"}, severities=None)
+        assert process.poll() is None  # still serving
+    assert process.poll() is not None  # closed with the pool
+
+
+def test_a_load_too_large_for_the_spare_stops_it_and_is_validated_here():
+    from ingestion.hygiene import pool as pool_module
+
+    pool_module.start_spare_worker()
+    process = _spare_process()
+    with ValidationPool(1) as pool:
+        assert not pool.adopt_spare(pool_module.SPARE_MAX_BYTES + 1)
+        assert process.poll() is not None and pool_module._spare is None
+        with pytest.raises(HygieneError, match="has no _source_row"):
+            pool.validate([("opportunities", NO_LINEAGE)], labels={"x"}, severities=None)
+        assert pool._workers == []
+
+
+def test_a_spare_that_gets_no_job_is_stopped_without_waiting_for_its_gx_import():
+    from ingestion.hygiene import pool as pool_module
+
+    pool_module.start_spare_worker()
+    process = _spare_process()
+    pool = ValidationPool(1)
+    assert pool.adopt_spare(0)
+    pool.close()  # straight away: the worker is still importing GX
+    # Ended by the pool, not by its own exit after the import.
+    assert process.returncode == -9
+
+
+def test_without_a_spare_nothing_is_adopted():
+    from ingestion.hygiene import pool as pool_module
+
+    pool_module.discard_spare_worker()
+    with ValidationPool(1) as pool:
+        assert not pool.adopt_spare(1_000)
+        assert pool._workers == []

@@ -615,6 +615,44 @@ def test_the_gate_on_worker_processes_leaves_what_one_process_leaves(tmp_path, m
     assert limits == {"2.5 GiB"}
 
 
+def test_the_gate_on_the_spare_worker_leaves_what_one_process_leaves(tmp_path, monkeypatch):
+    """A run's spare worker (started with `crm-pipeline run`, ingestion.hygiene.pool):
+    five small synthetic batches with the generator's defects are validated there, and
+    raw, log, quarantine, every rule's result and message are as validating in the
+    loader's process leaves them. The next ingest, with nothing new, stops a spare."""
+    from ingestion.hygiene import pool as pool_module
+    from ingestion.synthetic import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, opportunities=300, batches=5, end=date(2026, 11, 26))
+    on_spare: list[bool] = []
+    real = pool_module.ValidationPool.validate
+
+    def watching(self, jobs, **kwargs):
+        on_spare.append(bool(self._workers))
+        return real(self, jobs, **kwargs)
+
+    monkeypatch.setattr(pool_module.ValidationPool, "validate", watching)
+    records = {}
+    for spare in (False, True):
+        if spare:
+            pool_module.start_spare_worker()
+            process = pool_module._spare.worker.process
+        with connect(tmp_path / f"spare_{spare}.duckdb") as c:
+            ingest(c, landing, stage_map=StageMap(), run_id="r")
+            records[spare] = _everything(c)
+            if spare:
+                assert process.returncode is not None  # stopped with the pool
+                pool_module.start_spare_worker()
+                idle = pool_module._spare.worker.process
+                assert ingest(c, landing, stage_map=StageMap(), run_id="r2").files == []
+                assert idle.returncode is not None and pool_module._spare is None
+        assert on_spare and set(on_spare) == {spare}
+        on_spare.clear()
+    assert records[True]["quarantine"]
+    assert records[True] == records[False]
+
+
 def test_a_published_file_unchanged_on_disk_is_not_read_again(con, landing, batch, monkeypatch):
     """Size and mtime as published: skipped without hashing (a daily run must not re-read
     the whole history); touched or rewritten: hashed, and loaded again only if its
