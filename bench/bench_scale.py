@@ -9,7 +9,8 @@ every row and the run must therefore quarantine none), then three real
 `crm-pipeline run --source crm` runs in a child process, into one new warehouse:
 
 1. first load: every batch but the last;
-2. daily: the last batch arrives (about 1/30 of the rows, as a daily export);
+2. daily: the last batch arrives (about 1/30 of the rows, as a daily export); best of
+   ``--repeat`` tries, each from the state the first load left;
 3. nothing new: the same landing again, on each of the next ``--repeat`` days (best of).
 
 Each is printed beside its floor, measured in the same benchmark run: the same work done
@@ -252,13 +253,43 @@ def bench_size(n: int, batches: int, work: Path, exe: Path, repeat: int) -> list
             "load", [str(floor_db), *[str(f) for f in folders[:-1]]], work / f"floor_load_{n}.log"
         )
         record("first load", m, [load, _transform_floor(work, n, f"floor_transform_{n}.log")])
-        # 2. the daily batch
+        # 2. the daily batch, best of ``repeat``: each try starts from what the first load
+        # left (both warehouses copied back, not timed), as the nothing-new runs do.
+        snapshot = work / f"snapshot_{n}"
+        shutil.rmtree(snapshot, ignore_errors=True)
+        shutil.copytree(run_dir, snapshot / "run")
+        shutil.copytree(floor_dir, snapshot / "floor")
         shutil.move(str(held / last.name), landing / last.name)
-        m = _pipeline(exe, work, n, last_as_of, f"daily_{n}.log")
-        load = _floor(
-            "load", [str(floor_db), str(landing / last.name)], work / f"floor_load_{n}.log"
-        )
-        record("daily batch", m, [load, _transform_floor(work, n, f"floor_transform_{n}.log")])
+        tries = []
+        for attempt in range(1, repeat + 1):
+            if attempt > 1:
+                for kept, live in ((snapshot / "run", run_dir), (snapshot / "floor", floor_dir)):
+                    shutil.rmtree(live)
+                    shutil.copytree(kept, live)
+            os.sync()  # the copies' writes are not the next run's to pay
+            m = _pipeline(exe, work, n, last_as_of, f"daily_{n}_{attempt}.log")
+            load = _floor(
+                "load",
+                [str(floor_db), str(landing / last.name)],
+                work / f"floor_load_{n}_daily_{attempt}.log",
+            )
+            transform = _transform_floor(work, n, f"floor_transform_{n}_daily_{attempt}.log")
+            tries.append((m, [load, transform]))
+        shutil.rmtree(snapshot)
+        walls = [t[0][0] for t in tries]
+        floors = [sum(p[0] for p in t[1]) for t in tries]
+        label = "daily batch"
+        if repeat > 1:
+            label += (
+                f" (best of {repeat}; runs {min(walls):.1f}–{max(walls):.1f} s, "
+                f"floors {min(floors):.1f}–{max(floors):.1f} s)"
+            )
+        if any(t[0][2] != 0 or any(p[2] != 0 for p in t[1]) for t in tries):
+            raise SystemExit(f"daily batch at {n:,} failed: see the logs in {work}")
+        # The fastest run and the fastest floor; memory: the largest of any try.
+        best_run = (min(walls), max(t[0][1] for t in tries), 0)
+        best_floor = min(tries, key=lambda t: sum(p[0] for p in t[1]))[1]
+        record(label, best_run, best_floor)
         rows += nothing_new(n, last, work, exe, repeat)
     finally:
         if (held / last.name).exists():
@@ -318,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument(
-        "--repeat", type=int, default=3, help="nothing-new runs (and floors) per size; best of"
+        "--repeat",
+        type=int,
+        default=3,
+        help="daily and nothing-new runs (and floors) per size; best of",
     )
     parser.add_argument(
         "--only-nothing-new",
