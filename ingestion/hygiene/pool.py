@@ -54,10 +54,11 @@ if TYPE_CHECKING:
 
 # More workers than cores only adds memory: each holds a part and GX's working copies.
 MAX_WORKERS = 4
-# The largest load (bytes of landing files) validated on the spare worker: a few parts at
-# most, so the worker's part beside the one the loader reads next stays far below the
-# memory a first load of the largest sizes needs; larger loads keep their measured path.
-SPARE_MAX_BYTES = 256 * 2**20
+# The largest load (bytes of landing files) validated on the spare worker: a daily batch
+# of a CRM of several million deals (5 MB at 1M). Past that, sending every part to the
+# worker cost more than GX's import: a 198 MB first load (100k deals) took 1.5 s longer
+# there than in the run's process (bench/RESULTS.md).
+SPARE_MAX_BYTES = 32 * 2**20
 
 
 def default_workers() -> int:
