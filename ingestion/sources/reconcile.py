@@ -212,10 +212,13 @@ def _reasons(
     groups = list(set_aside)
     if not groups:
         return {}
-    # One pass, first matching reason wins: a row is set aside once.
+    # One pass, first matching reason wins: a row is set aside once. The reasons come in
+    # the adapter's order (a grouped result's order varies from run to run), so the
+    # record and the run's summary list them the same way every time.
     case = " ".join(f"WHEN ({cond}) THEN {i}" for i, (_, cond) in enumerate(groups))
     counts = con.execute(
-        f"SELECT CASE {case} END AS reason, count(*) FROM {export.view} GROUP BY reason"
+        f"SELECT CASE {case} END AS reason, count(*) FROM {export.view} "
+        "GROUP BY reason ORDER BY reason"
     ).fetchall()
     found: dict[str, int] = {}
     for i, n in counts:

@@ -394,3 +394,19 @@ def test_record_and_summary(tmp_path):
         f", 2 deleted records): {where}"
     ]
     assert source_summary(warehouse, "another run") == []
+
+
+def test_set_aside_reasons_come_in_the_adapters_order(tmp_path):
+    """The record and the run's summary list the reasons as the adapter declared them,
+    whatever order DuckDB's grouping returns them in (it varies from run to run)."""
+    kinds = [f"k{i}" for i in range(12)]
+    rows = "".join(f"{n},{kind}\n" for n, kind in enumerate(kinds * 50))
+    write(tmp_path / "b1", {"a.csv": "id,kind\n" + rows})
+    con = duckdb.connect()
+    batch = ExportBatch(con, tmp_path / "b1")
+    a = batch.read("a")
+    conv = Conversion()
+    declared = [(f"reason {kind}", f"kind = '{kind}'") for kind in reversed(kinds)]
+    conv.feed(a, "users", f"SELECT * FROM {a.view} WHERE false", set_aside=declared)
+    (tally,) = reconcile(batch, conv, written={})
+    assert list(tally.set_aside.items()) == [(reason, 50) for reason, _ in declared]
