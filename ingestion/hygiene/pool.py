@@ -99,7 +99,7 @@ class ValidationPool:
         spare, _spare = _spare, None
         if spare is None:
             return False
-        if load_bytes > SPARE_MAX_BYTES or self._workers:
+        if load_bytes > SPARE_MAX_BYTES:
             spare.discard()
             return False
         self._jobs, self._workers = spare.jobs, [spare.worker]
@@ -273,9 +273,9 @@ def start_spare_worker() -> None:
     global _spare
     if _spare is None:
         _spare = _Spare()
-        atexit.register(discard_spare_worker)
 
 
+@atexit.register
 def discard_spare_worker() -> None:
     """Stop the spare worker if no pool adopted it."""
     global _spare
@@ -309,10 +309,10 @@ def _serve(requests_fd: int, replies_fd: int) -> None:
     until the pool closes its end."""
     from ingestion.hygiene.gx import _gx
 
-    # GX's import and context, while the loader reads the first part; the collector off
-    # meanwhile (its passes would only walk the new modules' objects again and again: 0.7
-    # of a worker's 3.9 s start), then those objects frozen out of its way.
-    gc.disable()
+    # GX's import and context, while the loader reads the first part; the collector is
+    # off since the worker's boot (its passes would only walk the new modules' objects
+    # again and again: 0.7 of a worker's 3.9 s start), then those objects are frozen out
+    # of its way.
     _gx()
     gc.freeze()
     gc.enable()
