@@ -4,7 +4,8 @@ A pipeline run builds with `--exclude-resource-type unit_test`, as dbt advises f
 production: unit tests check the SQL's logic on fixed inputs, so their verdict changes
 only when the code does, and each run would pay for them again. They need the models'
 relations to exist (dbt reads the input columns from the database): `dbt run --empty`
-builds every model with no rows on an empty warehouse first.
+builds every model with no rows on an empty warehouse first. The profile's DuckDB
+settings are checked here too, with dbt as a user runs it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ PROJECT = Path(__file__).parents[2] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
 
 
-def dbt(args: list[str], warehouse: Path, target: Path) -> subprocess.CompletedProcess:
-    vars_ = {"warehouse_path": str(warehouse), "reporting_currency": "USD"}
+def dbt(
+    args: list[str], warehouse: Path, target: Path, **extra_vars: str
+) -> subprocess.CompletedProcess:
+    vars_ = {"warehouse_path": str(warehouse), "reporting_currency": "USD", **extra_vars}
     return subprocess.run(
         [str(DBT), *args, "--profiles-dir", ".", "--target-path", str(target),
          "--vars", json.dumps(vars_)],
@@ -48,3 +51,16 @@ def test_every_dbt_unit_test_passes(tmp_path):
     )
     assert len(unit) == declared > 20
     assert {r["status"] for r in unit} == {"pass"}
+
+
+def test_dbt_works_within_the_configured_memory_limit(tmp_path):
+    # The profile sets the config's memory_limit when dbt opens the database (not on each
+    # node's cursor, where every SET made DuckDB release its cached memory): dbt's cursors
+    # see it. 300 MB is 300,000,000 bytes, which DuckDB shows as 286.1 MiB.
+    shown = dbt(
+        ["show", "--inline", "select current_setting('memory_limit') as memory_limit, "
+         "current_setting('TimeZone') as time_zone", "--output", "json", "--quiet"],
+        tmp_path / "warehouse.duckdb", tmp_path / "target", memory_limit="300MB",
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    assert json.loads(shown.stdout)["show"] == [{"memory_limit": "286.1 MiB", "time_zone": "UTC"}]
