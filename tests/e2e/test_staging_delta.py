@@ -207,6 +207,17 @@ def test_the_pipeline_tests_a_clean_batch_in_delta_mode_and_records_it(verified,
         f"they test the 2 rows of the 1 batch published since ({NEW}), unique tests also "
         "every row sharing a key with those."
     ) in err
+    # The views are as the first run made them: dbt tests them without re-creating them.
+    assert (
+        f"Not rerun: 10 staging views: the dbt project and the stage map are as when run "
+        f"{first_run[:8]} built them."
+    ) in err
+    results = json.loads((warehouse.parent / "dbt_target" / "run_results.json").read_text())
+    status = {r["unique_id"]: r["status"] for r in results["results"]}
+    views, tests = staging_nodes(json.loads((DBT_PROJECT_DIR / "target/manifest.json").read_text()))
+    assert not views & status.keys()
+    assert {status.get(t) for t in tests} == {"pass"} and len(tests) == 32
+    assert status["model.crm_pipeline.fct_opportunities"] == "success"
     ((second_run,),) = query(warehouse, "select run_id from quality.dbt_state")
     assert second_run != first_run
     assert query(

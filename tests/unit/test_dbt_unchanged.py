@@ -196,6 +196,15 @@ def test_staging_passed_needs_every_view_and_every_test_of_staging_alone():
     assert not staging_passed(MANIFEST, results(model_stg_b="error"))
 
 
+def test_staging_passed_without_the_views_when_the_build_kept_them():
+    # The delta mode leaves the views as the verified build made them: only tests count.
+    kept = results(model_stg_a=None, model_stg_b=None)
+    assert not staging_passed(MANIFEST, kept)
+    assert staging_passed(MANIFEST, kept, views_kept=True)
+    assert not staging_passed(MANIFEST, results(model_stg_a=None, test_unique_a="fail"), True)
+    assert not staging_passed(MANIFEST, results(model_stg_a=None, test_rel_a_b=None), True)
+
+
 def project_manifest() -> dict:
     return json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
 

@@ -15,6 +15,7 @@ from orchestration.lib.contracts import enforced_not_null_tests
 from orchestration.lib.pipeline import PipelineResource, WarehouseWriter
 from orchestration.lib.progress import NOT_RERUN
 from orchestration.lib.unchanged import (
+    KEEP_STAGING_VIEWS_ARGS,
     SKIP_STAGING_ARGS,
     TEST_SCOPE_TABLE,
     StagingState,
@@ -66,6 +67,7 @@ def dbt_models(
     args = ["build", "--exclude-resource-type", "unit_test"]
     staging: StagingState | None = None  # DuckDB only
     manifest: dict[str, Any] = {}  # DuckDB only: what the selection was made from
+    narrowed: dict[str, Any] = {}  # DuckDB only: the staging tests in delta mode
     if cfg.engine == "spark":
         from ingestion.spark.session import get_session
 
@@ -94,6 +96,11 @@ def dbt_models(
                 f"since run {staging.verified_by[:8]} passed them."
             )
         elif narrowed:
+            args += KEEP_STAGING_VIEWS_ARGS
+            context.log.info(
+                f"{NOT_RERUN} {len(views)} staging views: the dbt project and the stage map "
+                f"are as when run {staging.verified_by[:8]} built them."
+            )
             rows, batches = staging.new_rows, len(staging.new_batches)
             context.log.info(
                 f"{NOT_RERUN} {len(narrowed)} of the {len(tests)} staging tests over the rows "
@@ -145,7 +152,7 @@ def dbt_models(
     if invocation.is_successful():
         if staging is not None and not staging.unchanged:
             results = json.loads(results_path.read_text()).get("results", [])
-            if staging_passed(manifest, results):
+            if staging_passed(manifest, results, views_kept=bool(narrowed)):
                 with connect(cfg.warehouse) as con:
                     record_staging_passed(con, staging, context.run.run_id)
         return
