@@ -474,6 +474,19 @@ def test_the_page_is_self_contained_with_plotly_inlined_once(page):
     assert page.count('class="plotly-graph-div"') == 15
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
     assert '<a href="../docs/index.html"' in page  # the dbt docs, from data/reports/
+    # Every chart carries the plotly_white look (white plot area, light grey grid).
+    decoder = json.JSONDecoder()
+    for call in calls:
+        # Plotly.newPlot("<div id>", [traces], {layout}, {config})
+        rest = call[call.index("Plotly.newPlot(") + len("Plotly.newPlot(") :]
+        values, at = [], 0
+        for _ in range(3):
+            at = len(rest) - len(rest[at:].lstrip(" \n,"))
+            value, at = decoder.raw_decode(rest, at)
+            values.append(value)
+        template = values[2]["template"]["layout"]
+        assert template["plot_bgcolor"] == "white"
+        assert template["xaxis"]["gridcolor"] == "#EBF0F8"
 
 
 def test_same_warehouse_gives_the_same_page(warehouse):

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from markupsafe import Markup
 
 from orchestration.lib.report.data import ReportData
@@ -48,6 +49,10 @@ MAX_BATCHES = 30
 _CONFIG = {"displaylogo": False, "responsive": True}
 _MARGIN = {"l": 50, "r": 20, "t": 30, "b": 40}
 _SPARK_MARGIN = {"l": 48, "r": 8, "t": 4, "b": 22}
+# Every chart's look. Set on the figure, plotly validates and deep-copies the whole
+# template for each chart (13 ms each, most of the report's time); added to the
+# figure's JSON as it is written instead, once converted.
+_TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
 
 
 def money(value: Any) -> str:
@@ -125,7 +130,6 @@ class Kpi:
 
 def render(fig: go.Figure, div_id: str, height: int = 320, sparkline: bool = False) -> Markup:
     fig.update_layout(
-        template="plotly_white",
         height=height,
         # A chart that set its own margin (long rotated labels) keeps it.
         margin=_SPARK_MARGIN if sparkline else {**_MARGIN, **fig.layout.margin.to_plotly_json()},
@@ -135,9 +139,14 @@ def render(fig: go.Figure, div_id: str, height: int = 320, sparkline: bool = Fal
     )
     # A fixed div id keeps the report the same from one build to the next.
     config = {**_CONFIG, "displayModeBar": False} if sparkline else _CONFIG
+    figure = fig.to_plotly_json()
+    figure["layout"]["template"] = _TEMPLATE
     return Markup(
-        fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=config)
-    )
+        pio.to_html(
+            figure, full_html=False, include_plotlyjs=False, div_id=div_id, config=config,
+            validate=False,  # validated as the figure was built; the template is plotly's
+        )
+    )  # fmt: skip
 
 
 def missing_text(data: ReportData, *marts: str) -> str | None:
