@@ -369,15 +369,20 @@ def test_a_run_with_nothing_new_skips_staging_but_not_the_marts(built, tmp_path,
     # Back at the fixture's as_of, the marts equal those of the full build.
     assert run_pipeline(landing, warehouse, AS_OF) == 0
     assert mart_digest(warehouse) == mart_digest(built)
-    # A published batch brings the staging layer back.
+    # A published batch brings the staging tests back, over its rows (delta mode); the
+    # views stay as the first run built them.
     (landing / "2026-03-15T0600").mkdir()
     (landing / "2026-03-15T0600" / "accounts.csv").write_text(
         "account_id,name,industry,country,employee_count\na9,Late Corp,Retail,FR,40\n"
     )
     capsys.readouterr()
     assert run_pipeline(landing, warehouse, AS_OF) == 0
-    assert "Not rerun: 10 staging views" not in capsys.readouterr().err
-    assert {"stg_crm__accounts", "stg_crm__users"} <= dbt_nodes_run(warehouse)
+    err = capsys.readouterr().err
+    assert "Not rerun: 10 staging views and their 32 tests" not in err
+    assert "Not rerun: 10 staging views: the dbt project and the stage map are as when" in err
+    nodes = dbt_nodes_run(warehouse)
+    assert {"unique_stg_crm__accounts_account_id", "not_null_stg_crm__users_user_id"} <= nodes
+    assert not any(n.startswith("stg_") for n in nodes)
 
 
 def test_duckdb_leaves_mart_not_null_tests_to_the_contracts_which_catch_a_null(built, tmp_path):

@@ -47,6 +47,7 @@ from ingestion.config import PipelineConfig, load_config
 from orchestration.cli import main
 from orchestration.defs.transform.project import dbt_project
 from orchestration.lib.contracts import enforced_not_null_tests
+from orchestration.lib.unchanged import staging_nodes
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -634,12 +635,20 @@ def test_a_failing_dbt_test_fails_the_spark_run_as_it_fails_the_duckdb_run(faile
         ) == [(700.0, "JPY", None)], engine
     assert _summary(failed.spark.err, failed.spark) == _summary(failed.duck.err, failed.duck)
     # dbt ran the same nodes on both engines, with the same verdicts; Spark also the mart
-    # not_null tests DuckDB leaves to its NOT NULL constraints, which pass there.
-    left_out = enforced_not_null_tests(json.loads(dbt_project.manifest_path.read_text()))
+    # not_null tests DuckDB leaves to its NOT NULL constraints, which pass there, and the
+    # staging views: DuckDB's run tested the new batch's rows in delta mode, on the views
+    # its previous run built (Spark always builds and tests in full).
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    assert "Not rerun: 10 staging views: the dbt project and the stage map are as when run" in (
+        failed.duck.err
+    )
+    views, _ = staging_nodes(manifest)
+    left_out = enforced_not_null_tests(manifest)
     extra = {u: v for u, v in verdicts["spark"].items() if u not in verdicts["duck"]}
     # A test's unique id is test.<project>.<name>[.<hash>].
-    assert sorted(u.split(".")[2] for u in extra) == left_out
-    assert set(extra.values()) == {"pass"}
+    assert sorted(u.split(".")[2] for u in extra if u.startswith("test.")) == left_out
+    assert {u for u in extra if not u.startswith("test.")} == views and len(views) == 10
+    assert set(extra.values()) == {"pass", "success"}
     assert {u: v for u, v in verdicts["spark"].items() if u not in extra} == verdicts["duck"]
     assert len(verdicts["duck"]) > 100
     # Every mart as DuckDB left it: rebuilt, or skipped and kept from the run before.
