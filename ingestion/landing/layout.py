@@ -97,9 +97,10 @@ def prepare_landing(config: PipelineConfig, *, end: date) -> str | None:
     """For the synthetic source, generate the demo batches when the landing is empty.
 
     Returns a one-line summary of what was generated, or None when nothing was needed.
-    Real sources are never generated into: their landing is the user's export.
+    Real sources are never generated into: their landing is the user's export. A config
+    with ``sources:`` loads those only (``source`` keeps its default, unused).
     """
-    if config.source != "synthetic" or has_batches(config.landing_dir):
+    if [s.kind for s in config.sources] != ["synthetic"] or has_batches(config.landing_dir):
         return None
     from ingestion.synthetic import generate
 

@@ -1227,3 +1227,26 @@ def test_median_attainment_is_realistic_when_reps_win_several_deals_a_month(
     assert 0.6 <= att.attainment.median() <= 1.2, att.attainment.median()
     assert att.attainment.between(0.3, 1.6).mean() > 0.5
     assert (att.attainment < 0.25).mean() > 0.02  # and some far below
+
+
+def test_the_demo_is_generated_only_for_the_synthetic_source(tmp_path, monkeypatch):
+    from ingestion.config import load_config
+    from ingestion.landing.layout import prepare_landing
+
+    # Relative defaults (data/landing) resolve here, not in the checkout.
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "crm.yaml"
+    # `sources:` replaces source and landing_dir: the default source (synthetic) and its
+    # default landing are not this deployment's, and nothing is generated there.
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    config.write_text(f"sources:\n  - {{name: sfdc, kind: salesforce, landing_dir: {exports}}}\n")
+    assert prepare_landing(load_config(config), end=END) is None
+    assert not (tmp_path / "data").exists() and not any(exports.iterdir())
+    # The synthetic source with an empty landing: the demo's batches.
+    config.write_text("synthetic: {opportunities: 100, batches: 2, seed: 7}\n")
+    assert prepare_landing(load_config(config), end=END) is not None
+    assert sorted(p.name for p in (tmp_path / "data" / "landing").iterdir()) == [
+        "2026-11-25T0600",
+        "2026-11-26T0600",
+    ]
