@@ -54,6 +54,8 @@ def memory_limit() -> str:
 
 # --- measuring a child process ------------------------------------------------------------
 
+Measured = tuple[float, float, int]  # wall seconds, peak tree RSS (GiB), exit code
+
 
 def _tree_rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and every descendant (children's pages counted once per
@@ -71,7 +73,7 @@ def _tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], log: Path) -> tuple[float, float, int]:
+def measure(cmd: list[str], log: Path) -> Measured:
     """Run ``cmd``; (wall seconds, peak tree RSS in GiB, exit code). Output goes to ``log``."""
     peak = 0
     with log.open("w") as out:
@@ -177,7 +179,7 @@ def floor_transform(db: Path, run_results: Path, stage_map_from: Path) -> None:
 # --- one size ---------------------------------------------------------------------------------
 
 
-def _pipeline(exe: Path, work: Path, n: int, as_of: str, log: str) -> tuple[float, float, int]:
+def _pipeline(exe: Path, work: Path, n: int, as_of: str, log: str) -> Measured:
     """`crm-pipeline run` of size ``n``'s landing into its warehouse, measured."""
     return measure(
         [str(exe), "run", "--source", "crm", "--landing", str(work / f"landing_{n}"),
@@ -186,12 +188,12 @@ def _pipeline(exe: Path, work: Path, n: int, as_of: str, log: str) -> tuple[floa
     )  # fmt: skip
 
 
-def _floor(step: str, args: list[str], log: Path) -> tuple[float, float, int]:
+def _floor(step: str, args: list[str], log: Path) -> Measured:
     """One floor step (``--load`` or ``--transform``) in a child process, measured."""
     return measure([sys.executable, str(Path(__file__).resolve()), f"--{step}", *args], log)
 
 
-def _transform_floor(work: Path, n: int, log: str) -> tuple[float, float, int]:
+def _transform_floor(work: Path, n: int, log: str) -> Measured:
     """The floor of the last run's transform: its compiled models on the floor's tables."""
     run_dir = work / f"run_{n}"
     return _floor(
@@ -224,26 +226,6 @@ def bench_size(n: int, batches: int, work: Path, exe: Path, repeat: int) -> list
     floor_db = floor_dir / "warehouse.duckdb"
 
     rows: list[dict[str, object]] = []
-
-    def record(label: str, run_m: tuple[float, float, int], parts: list[tuple]) -> None:
-        floor_s = sum(p[0] for p in parts)
-        floor_gib = max(p[1] for p in parts)
-        if run_m[2] != 0 or any(p[2] != 0 for p in parts):
-            raise SystemExit(f"{label} at {n:,} failed: see the logs in {work}")
-        rows.append(
-            {
-                "opportunities": n,
-                "run": label,
-                "wall_s": run_m[0],
-                "peak_gib": run_m[1],
-                "floor_s": floor_s,
-                "floor_parts_s": [round(p[0], 1) for p in parts],
-                "floor_peak_gib": floor_gib,
-                "ratio": run_m[0] / floor_s,
-            }
-        )
-        print(json.dumps(rows[-1]), flush=True)
-
     first_as_of = f"{folders[-2].name[:10]}T06:00:00Z"
     last_as_of = f"{last.name[:10]}T06:00:00Z"
     try:
@@ -252,7 +234,8 @@ def bench_size(n: int, batches: int, work: Path, exe: Path, repeat: int) -> list
         load = _floor(
             "load", [str(floor_db), *[str(f) for f in folders[:-1]]], work / f"floor_load_{n}.log"
         )
-        record("first load", m, [load, _transform_floor(work, n, f"floor_transform_{n}.log")])
+        transform = _transform_floor(work, n, f"floor_transform_{n}.log")
+        rows.append(_row(n, work, "first load", [(m, [load, transform])]))
         # 2. the daily batch, best of ``repeat``: each try starts from what the first load
         # left (both warehouses copied back, not timed), as the nothing-new runs do.
         snapshot = work / f"snapshot_{n}"
@@ -276,20 +259,7 @@ def bench_size(n: int, batches: int, work: Path, exe: Path, repeat: int) -> list
             transform = _transform_floor(work, n, f"floor_transform_{n}_daily_{attempt}.log")
             tries.append((m, [load, transform]))
         shutil.rmtree(snapshot)
-        walls = [t[0][0] for t in tries]
-        floors = [sum(p[0] for p in t[1]) for t in tries]
-        label = "daily batch"
-        if repeat > 1:
-            label += (
-                f" (best of {repeat}; runs {min(walls):.1f}–{max(walls):.1f} s, "
-                f"floors {min(floors):.1f}–{max(floors):.1f} s)"
-            )
-        if any(t[0][2] != 0 or any(p[2] != 0 for p in t[1]) for t in tries):
-            raise SystemExit(f"daily batch at {n:,} failed: see the logs in {work}")
-        # The fastest run and the fastest floor; memory: the largest of any try.
-        best_run = (min(walls), max(t[0][1] for t in tries), 0)
-        best_floor = min(tries, key=lambda t: sum(p[0] for p in t[1]))[1]
-        record(label, best_run, best_floor)
+        rows.append(_row(n, work, "daily batch", tries))
         rows += nothing_new(n, last, work, exe, repeat)
     finally:
         if (held / last.name).exists():
@@ -306,27 +276,42 @@ def nothing_new(n: int, last: Path, work: Path, exe: Path, repeat: int) -> list[
         or not (work / f"floor_{n}" / "warehouse.duckdb").exists()
     ):
         raise SystemExit(f"no first load at {n:,} in {work}: run once without --only-nothing-new")
-    runs, floors = [], []
+    tries = []
     for day in range(1, repeat + 1):
         as_of = dt.date.fromisoformat(last.name[:10]) + dt.timedelta(days=day)
-        runs.append(_pipeline(exe, work, n, f"{as_of}T06:00:00Z", f"nothing_new_{n}_{day}.log"))
-        floors.append(_transform_floor(work, n, f"floor_transform_{n}_{day}.log"))
-    if any(m[2] != 0 for m in runs + floors):
-        raise SystemExit(f"nothing new at {n:,} failed: see the logs in {work}")
-    best, best_floor = min(runs), min(floors)
+        run = _pipeline(exe, work, n, f"{as_of}T06:00:00Z", f"nothing_new_{n}_{day}.log")
+        tries.append((run, [_transform_floor(work, n, f"floor_transform_{n}_{day}.log")]))
+    return [_row(n, work, "nothing new", tries)]
+
+
+def _row(
+    n: int, work: Path, label: str, tries: list[tuple[Measured, list[Measured]]]
+) -> dict[str, object]:
+    """One row of the table, printed as it is made, from one or more tries of a run, each
+    with its floor in parts (load, transform). Of several: the fastest run beside the
+    fastest floor, the spread in the label; memory: the largest of any try."""
+    if any(run[2] != 0 or any(p[2] != 0 for p in parts) for run, parts in tries):
+        raise SystemExit(f"{label} at {n:,} failed: see the logs in {work}")
+    walls = [run[0] for run, _ in tries]
+    floors = [sum(p[0] for p in parts) for _, parts in tries]
+    if len(tries) > 1:
+        label += (
+            f" (best of {len(tries)}; runs {min(walls):.1f}–{max(walls):.1f} s, "
+            f"floors {min(floors):.1f}–{max(floors):.1f} s)"
+        )
+    best_floor = tries[floors.index(min(floors))][1]
     row = {
         "opportunities": n,
-        "run": f"nothing new (best of {repeat}; runs {min(runs)[0]:.1f}–{max(runs)[0]:.1f} s, "
-        f"floors {min(floors)[0]:.1f}–{max(floors)[0]:.1f} s)",
-        "wall_s": best[0],
-        "peak_gib": max(m[1] for m in runs),
-        "floor_s": best_floor[0],
-        "floor_parts_s": [round(best_floor[0], 1)],
-        "floor_peak_gib": max(f[1] for f in floors),
-        "ratio": best[0] / best_floor[0],
+        "run": label,
+        "wall_s": min(walls),
+        "peak_gib": max(run[1] for run, _ in tries),
+        "floor_s": min(floors),
+        "floor_parts_s": [round(p[0], 1) for p in best_floor],
+        "floor_peak_gib": max(p[1] for _, parts in tries for p in parts),
+        "ratio": min(walls) / min(floors),
     }
     print(json.dumps(row), flush=True)
-    return [row]
+    return row
 
 
 def table(rows: list[dict[str, object]]) -> str:

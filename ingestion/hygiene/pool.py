@@ -95,8 +95,7 @@ class ValidationPool:
         """Validate on the spare worker, if one was started, when the load (``load_bytes``
         of files) is small enough; otherwise stop the spare. True when adopted: GX is then
         never imported in this process."""
-        global _spare
-        spare, _spare = _spare, None
+        spare = _take_spare()
         if spare is None:
             return False
         if load_bytes > SPARE_MAX_BYTES:
@@ -275,11 +274,17 @@ def start_spare_worker() -> None:
         _spare = _Spare()
 
 
+def _take_spare() -> _Spare | None:
+    """The spare worker, which nothing else can take after this."""
+    global _spare
+    spare, _spare = _spare, None
+    return spare
+
+
 @atexit.register
 def discard_spare_worker() -> None:
     """Stop the spare worker if no pool adopted it."""
-    global _spare
-    spare, _spare = _spare, None
+    spare = _take_spare()
     if spare is not None:
         spare.discard()
 
